@@ -1,0 +1,246 @@
+//! Typed settings read once from the environment (see `contract.md`). Each process builds its
+//! own struct from these parts; a missing or invalid variable is one `ConfigError` line.
+
+use crate::secret::SecretString;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("missing setting {var}")]
+    Missing { var: &'static str },
+    #[error("invalid setting {var}: {reason}")]
+    Invalid { var: &'static str, reason: String },
+}
+
+/// Where settings come from: the process environment, or a map in tests.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    pub fn from_process() -> Self {
+        Self {
+            vars: std::env::vars().collect(),
+        }
+    }
+
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        }
+    }
+
+    /// Empty values count as unset, as a shell's `VAR=` usually means "not configured".
+    pub fn get(&self, var: &str) -> Option<&str> {
+        self.vars.get(var).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    pub fn required(&self, var: &'static str) -> Result<&str, ConfigError> {
+        self.get(var).ok_or(ConfigError::Missing { var })
+    }
+
+    pub fn secret(&self, var: &'static str) -> Result<SecretString, ConfigError> {
+        self.required(var).map(SecretString::new)
+    }
+
+    pub fn parsed_or<T>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match self.get(var) {
+            None => Ok(default),
+            Some(raw) => raw.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+                var,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    pub fn millis_or(&self, var: &'static str, default_ms: u64) -> Result<Duration, ConfigError> {
+        self.parsed_or(var, default_ms).map(Duration::from_millis)
+    }
+}
+
+fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    pub url: String,
+    /// Prefix of every key this deployment owns, so several deployments (or tests) can share
+    /// one Redis.
+    pub namespace: String,
+    pub response_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl RedisSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let url = env.get("REDIS_URL").unwrap_or("redis://127.0.0.1:6379");
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(invalid("REDIS_URL", "must start with redis:// or rediss://"));
+        }
+        let namespace = env.get("PAYSTREAM_NAMESPACE").unwrap_or("ps").to_owned();
+        if namespace.contains(['{', '}', ' ']) {
+            return Err(invalid("PAYSTREAM_NAMESPACE", "must not contain braces or spaces"));
+        }
+        Ok(Self {
+            url: url.to_owned(),
+            namespace,
+            response_timeout: env.millis_or("REDIS_TIMEOUT_MS", 2_000)?,
+            connect_timeout: env.millis_or("REDIS_CONNECT_TIMEOUT_MS", 1_000)?,
+        })
+    }
+
+    pub fn for_url(url: impl Into<String>, namespace: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            namespace: namespace.into(),
+            response_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    BotApi,
+    MtProto,
+}
+
+impl Transport {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        match env.get("TELEGRAM_TRANSPORT").unwrap_or("botapi") {
+            "botapi" => Ok(Self::BotApi),
+            "mtproto" => Ok(Self::MtProto),
+            other => Err(invalid(
+                "TELEGRAM_TRANSPORT",
+                format!("expected botapi or mtproto, got {other:?}"),
+            )),
+        }
+    }
+}
+
+/// The secret Telegram sends in `X-Telegram-Bot-Api-Secret-Token`: 1–256 of `A-Za-z0-9_-`.
+pub fn webhook_secret(env: &Env) -> Result<SecretString, ConfigError> {
+    let secret = env.secret("TELEGRAM_WEBHOOK_SECRET")?;
+    let value = secret.expose_secret();
+    let well_formed = (1..=256).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if well_formed {
+        Ok(secret)
+    } else {
+        Err(invalid(
+            "TELEGRAM_WEBHOOK_SECRET",
+            "must be 1-256 characters of A-Za-z0-9_-",
+        ))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BotApiSettings {
+    pub token: SecretString,
+    pub api_url: String,
+    pub request_timeout: Duration,
+    /// Messages per second across every sender copy.
+    pub send_rate: f64,
+    /// Messages per second to one private chat.
+    pub chat_send_rate: f64,
+}
+
+impl BotApiSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let token = env.secret("TELEGRAM_BOT_TOKEN")?;
+        let token_ok = !token.expose_secret().is_empty()
+            && !token.expose_secret().contains(['/', '?', '#', ' ']);
+        if !token_ok {
+            return Err(invalid("TELEGRAM_BOT_TOKEN", "not a bot token"));
+        }
+        let api_url = env
+            .get("TELEGRAM_API_URL")
+            .unwrap_or("https://api.telegram.org")
+            .trim_end_matches('/')
+            .to_owned();
+        if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
+            return Err(invalid("TELEGRAM_API_URL", "must be an http(s) URL"));
+        }
+        let send_rate: f64 = env.parsed_or("TELEGRAM_SEND_RATE", 30.0)?;
+        let chat_send_rate: f64 = env.parsed_or("TELEGRAM_CHAT_SEND_RATE", 1.0)?;
+        for (var, rate) in [
+            ("TELEGRAM_SEND_RATE", send_rate),
+            ("TELEGRAM_CHAT_SEND_RATE", chat_send_rate),
+        ] {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(invalid(var, "must be a positive number"));
+            }
+        }
+        Ok(Self {
+            token,
+            api_url,
+            request_timeout: env.millis_or("TELEGRAM_TIMEOUT_MS", 10_000)?,
+            send_rate,
+            chat_send_rate,
+        })
+    }
+}
+
+pub fn socket_addr(env: &Env, var: &'static str, default: &str) -> Result<SocketAddr, ConfigError> {
+    env.get(var)
+        .unwrap_or(default)
+        .parse()
+        .map_err(|e: std::net::AddrParseError| invalid(var, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_secret_is_validated_without_echoing_it() {
+        let env = Env::from_pairs([("TELEGRAM_WEBHOOK_SECRET", "bad secret!")]);
+        let err = webhook_secret(&env).unwrap_err();
+        assert!(!err.to_string().contains("bad secret"));
+        assert_eq!(
+            webhook_secret(&Env::default()).unwrap_err(),
+            ConfigError::Missing {
+                var: "TELEGRAM_WEBHOOK_SECRET"
+            }
+        );
+        let ok = Env::from_pairs([("TELEGRAM_WEBHOOK_SECRET", "abc_DEF-123")]);
+        assert_eq!(webhook_secret(&ok).unwrap().expose_secret(), "abc_DEF-123");
+    }
+
+    #[test]
+    fn rates_must_be_positive() {
+        let env = Env::from_pairs([("TELEGRAM_BOT_TOKEN", "1:x"), ("TELEGRAM_SEND_RATE", "0")]);
+        assert!(matches!(
+            BotApiSettings::from_env(&env),
+            Err(ConfigError::Invalid {
+                var: "TELEGRAM_SEND_RATE",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn redis_defaults() {
+        let s = RedisSettings::from_env(&Env::default()).unwrap();
+        assert_eq!(s.url, "redis://127.0.0.1:6379");
+        assert_eq!(s.namespace, "ps");
+        assert!(RedisSettings::from_env(&Env::from_pairs([("REDIS_URL", "http://x")])).is_err());
+    }
+}
