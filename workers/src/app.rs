@@ -1,0 +1,184 @@
+//! Wiring: one consumer (plus a trimmer) per role, sharing a PostgreSQL pool and a Redis
+//! connection, and the health endpoint.
+
+use crate::db::{self, PgPool};
+use crate::health::{self, HealthState};
+use crate::metrics::Metrics;
+use crate::ratelimit::{Gcra, Rate};
+use crate::sender::{BotApi, SenderHandler, CHAT_BURST};
+use crate::settings::{Role, Settings};
+use crate::stream::{Consumer, EntryHandler};
+use crate::updates::{Conversation, UpdatesHandler};
+use anyhow::Context;
+use redis::aio::ConnectionManager;
+use shared::callback::CallbackSigner;
+use shared::redis_conn;
+use shared::streams::{Keys, SENDER_GROUP, SINGLE_PARTITION, UPDATES_GROUP};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+pub struct App {
+    settings: Settings,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    pool: PgPool,
+    conn: ConnectionManager,
+    metrics: Metrics,
+    /// Cancelled after the shutdown signal: consumers stop reading, waits are cut short.
+    stop: CancellationToken,
+    /// Consumer and trimmer loops; futures do nothing until spawned by `run_until_stopped`.
+    tasks: Vec<Task>,
+}
+
+pub async fn build(settings: Settings) -> anyhow::Result<App> {
+    let pool = db::pool(&settings.database_url, settings.database_pool_size)
+        .context("Failed to configure the PostgreSQL pool")?;
+    let conn = redis_conn::connect(&settings.redis).context("Failed to configure Redis")?;
+    let listener = TcpListener::bind(settings.metrics_addr)
+        .await
+        .with_context(|| format!("Failed to bind {}", settings.metrics_addr))?;
+    let local_addr = listener.local_addr()?;
+    let metrics = Metrics::new();
+    let keys = Keys::new(settings.redis.namespace.clone());
+    let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+
+    if settings.roles.contains(&Role::Updates) {
+        let conversation = Conversation {
+            pool: pool.clone(),
+            conn: conn.clone(),
+            keys: keys.clone(),
+            signer: CallbackSigner::from_bot_token(&settings.bot.token),
+            gcra: Gcra::default(),
+            limits: settings.rate_limits,
+            metrics: metrics.clone(),
+        };
+        let handler = UpdatesHandler::new(conversation, conn.clone(), keys.clone());
+        let stream = keys.updates_stream(SINGLE_PARTITION);
+        let consumer = consumer(
+            &settings,
+            &conn,
+            &keys,
+            stream,
+            UPDATES_GROUP,
+            handler,
+            &metrics,
+        )?;
+        tasks.extend(consumer_loops(consumer, &stop));
+    }
+    if settings.roles.contains(&Role::Sender) {
+        let bot = &settings.bot;
+        let handler = SenderHandler {
+            api: BotApi::new(bot).context("Failed to build the Bot API client")?,
+            conn: conn.clone(),
+            pool: pool.clone(),
+            keys: keys.clone(),
+            gcra: Gcra::default(),
+            global_rate: Rate::per_second(bot.send_rate, bot.send_rate.ceil().max(1.0) as u32),
+            chat_rate: Rate::per_second(bot.chat_send_rate, CHAT_BURST),
+            metrics: metrics.clone(),
+            shutdown: stop.clone(),
+        };
+        let stream = keys.outbound_stream(SINGLE_PARTITION);
+        let consumer = consumer(
+            &settings,
+            &conn,
+            &keys,
+            stream,
+            SENDER_GROUP,
+            handler,
+            &metrics,
+        )?;
+        tasks.extend(consumer_loops(consumer, &stop));
+    }
+    Ok(App {
+        settings,
+        listener,
+        local_addr,
+        pool,
+        conn,
+        metrics,
+        stop,
+        tasks,
+    })
+}
+
+fn consumer<H: EntryHandler>(
+    settings: &Settings,
+    conn: &ConnectionManager,
+    keys: &Keys,
+    stream: String,
+    group: &'static str,
+    handler: H,
+    metrics: &Metrics,
+) -> anyhow::Result<Arc<Consumer<H>>> {
+    let blocking = redis_conn::connect_for_blocking(&settings.redis, settings.consumer.block)?;
+    Ok(Arc::new(Consumer::new(
+        conn.clone(),
+        blocking,
+        stream.clone(),
+        keys.dead_letter_stream(&stream),
+        group,
+        settings.consumer.clone(),
+        Arc::new(handler),
+        metrics.clone(),
+    )))
+}
+
+fn consumer_loops<H: EntryHandler>(
+    consumer: Arc<Consumer<H>>,
+    stop: &CancellationToken,
+) -> Vec<Task> {
+    vec![
+        Box::pin(Arc::clone(&consumer).run(stop.clone())),
+        Box::pin(consumer.run_trimmer(stop.clone())),
+    ]
+}
+
+impl App {
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Runs every role until `shutdown`; then stops reading, lets work in hand finish (up to
+    /// the grace period) and returns.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let tracker = TaskTracker::new();
+        for task in self.tasks {
+            tracker.spawn(task);
+        }
+        let health_token = CancellationToken::new();
+        let health_state = HealthState {
+            pool: self.pool,
+            conn: self.conn,
+            metrics: self.metrics,
+        };
+        let health = tokio::spawn(health::serve(
+            self.listener,
+            health_state,
+            health_token.clone(),
+        ));
+        tracing::info!(metrics_addr = %self.local_addr, roles = ?self.settings.roles, "Worker started.");
+        shutdown.cancelled().await;
+        self.stop.cancel();
+        tracker.close();
+        let drained = tokio::time::timeout(self.settings.shutdown_grace, tracker.wait()).await;
+        health_token.cancel();
+        let _ = health.await;
+        match drained {
+            Ok(()) => tracing::info!("Worker stopped cleanly."),
+            Err(_) => tracing::warn!(
+                "Grace period over; unfinished entries stay pending for another worker."
+            ),
+        }
+        Ok(())
+    }
+}

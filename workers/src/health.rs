@@ -1,0 +1,65 @@
+//! `/healthz`, `/readyz` and `/metrics` on `WORKER_METRICS_ADDR`.
+
+use crate::db::{self, PgPool};
+use crate::metrics::Metrics;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use redis::aio::ConnectionManager;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone)]
+pub struct HealthState {
+    pub pool: PgPool,
+    pub conn: ConnectionManager,
+    pub metrics: Metrics,
+}
+
+async fn route(state: HealthState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (status, body) = match req.uri().path() {
+        "/healthz" => (StatusCode::OK, "ok".to_owned()),
+        "/readyz" => {
+            let mut conn = state.conn.clone();
+            let redis_ok = shared::redis_conn::ping(&mut conn).await;
+            let pg_ok = db::ping(&state.pool).await;
+            if redis_ok && pg_ok {
+                (StatusCode::OK, "ready".to_owned())
+            } else {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: redis={redis_ok} postgres={pg_ok}"),
+                )
+            }
+        }
+        "/metrics" => (StatusCode::OK, state.metrics.render()),
+        _ => (StatusCode::NOT_FOUND, "not found".to_owned()),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+}
+
+pub async fn serve(listener: TcpListener, state: HealthState, token: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = token.cancelled() => return,
+        };
+        let Ok((stream, _)) = accepted else {
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, std::convert::Infallible>(route(state, req).await) }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

@@ -1,0 +1,6 @@
+//! Every SQL statement of the workers lives here, in named functions. Callers own the
+//! transaction boundary.
+
+pub mod users;
+
+pub use crate::db::DbError as RepoError;

@@ -1,0 +1,229 @@
+//! The `sender` role: delivers outbound messages through the Bot API within Telegram's
+//! limits, shared by every sender copy through Redis: a global and a per-chat GCRA, and a
+//! common "flood until" after any 429.
+
+mod botapi;
+
+pub use botapi::{render, ApiOutcome, BotApi};
+
+use crate::db::PgPool;
+use crate::metrics::Metrics;
+use crate::ratelimit::{Gcra, Rate};
+use crate::repo;
+use crate::stream::{Backoff, EntryContext, EntryHandler, Failure};
+use crate::updates::blocked_key;
+use redis::aio::ConnectionManager;
+use shared::outbound::{OutboundAction, OutboundMessage};
+use shared::streams::{partition_for_chat, Keys};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+const SENT_TTL_SECS: u64 = 3 * 24 * 3600;
+/// In-process attempts on 5xx/timeouts before the entry is left for a later delivery.
+const ATTEMPTS_PER_DELIVERY: u32 = 3;
+/// Telegram tolerates short bursts to one chat.
+pub const CHAT_BURST: u32 = 3;
+
+pub struct SenderHandler {
+    pub api: BotApi,
+    pub conn: ConnectionManager,
+    pub pool: PgPool,
+    pub keys: Keys,
+    pub gcra: Gcra,
+    pub global_rate: Rate,
+    pub chat_rate: Rate,
+    pub metrics: Metrics,
+    pub shutdown: CancellationToken,
+}
+
+impl SenderHandler {
+    fn sent_key(&self, message: &OutboundMessage) -> String {
+        let stream = self
+            .keys
+            .outbound_stream(partition_for_chat(message.chat_id));
+        format!("{stream}:sent:{}", message.dedupe_key)
+    }
+
+    fn flood_key(&self) -> String {
+        self.keys.key(format_args!("tg:flood"))
+    }
+
+    /// Sleeps unless shutdown comes first; false means "stop, leave the entry pending".
+    async fn pause(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = self.shutdown.cancelled() => false,
+        }
+    }
+
+    async fn redis<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Failure> {
+        let mut conn = self.conn.clone();
+        cmd.query_async(&mut conn)
+            .await
+            .map_err(|e| Failure::Transient(e.to_string()))
+    }
+
+    /// Waits until Telegram's flood control and our own limits allow one more call.
+    async fn wait_for_turn(&self, message: &OutboundMessage) -> Result<(), Failure> {
+        let stopping = || Failure::Transient("shutting down".into());
+        loop {
+            let flood_ms: i64 = self.redis(redis::cmd("PTTL").arg(self.flood_key())).await?;
+            if flood_ms > 0 {
+                if !self.pause(Duration::from_millis(flood_ms as u64)).await {
+                    return Err(stopping());
+                }
+                continue;
+            }
+            // Answers to button presses are not messages: they are never held back.
+            if matches!(message.action, OutboundAction::AnswerCallback { .. }) {
+                return Ok(());
+            }
+            let global = self.keys.key(format_args!("tg:rate:global"));
+            let chat = self
+                .keys
+                .key(format_args!("tg:rate:chat:{}", message.chat_id));
+            let mut conn = self.conn.clone();
+            let wait = self
+                .gcra
+                .acquire(
+                    &mut conn,
+                    &[(&global, self.global_rate), (&chat, self.chat_rate)],
+                )
+                .await
+                .map_err(|e| Failure::Transient(e.to_string()))?;
+            match wait {
+                None => return Ok(()),
+                Some(d) => {
+                    if !self.pause(d).await {
+                        return Err(stopping());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn deliver(&self, message: &OutboundMessage) -> Result<(), Failure> {
+        let sent_key = self.sent_key(message);
+        if self
+            .redis::<bool>(redis::cmd("EXISTS").arg(&sent_key))
+            .await?
+        {
+            tracing::info!("Already sent; skipped.");
+            return Ok(());
+        }
+        let writes_to_chat = !matches!(message.action, OutboundAction::AnswerCallback { .. });
+        if writes_to_chat
+            && self
+                .redis::<bool>(redis::cmd("EXISTS").arg(blocked_key(&self.keys, message.chat_id)))
+                .await?
+        {
+            tracing::info!("Chat blocked the bot; message dropped.");
+            self.metrics.telegram_send("skipped_blocked");
+            return Ok(());
+        }
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        let mut failures = 0;
+        loop {
+            self.wait_for_turn(message).await?;
+            match self.api.execute(message.chat_id, &message.action).await {
+                ApiOutcome::Delivered => {
+                    self.metrics.telegram_send("ok");
+                    let _: () = self
+                        .redis(
+                            redis::cmd("SET")
+                                .arg(&sent_key)
+                                .arg(1)
+                                .arg("EX")
+                                .arg(SENT_TTL_SECS),
+                        )
+                        .await?;
+                    return Ok(());
+                }
+                ApiOutcome::RetryAfter(wait) => {
+                    self.metrics.telegram_send("429");
+                    self.metrics.flood_wait("bot_api");
+                    tracing::warn!(
+                        retry_after_s = wait.as_secs(),
+                        "Telegram flood control; waiting."
+                    );
+                    let _: () = self
+                        .redis(
+                            redis::cmd("SET")
+                                .arg(self.flood_key())
+                                .arg(1)
+                                .arg("PX")
+                                .arg(wait.as_millis() as u64),
+                        )
+                        .await?;
+                }
+                ApiOutcome::Forbidden(reason) => {
+                    self.metrics.telegram_send("403");
+                    tracing::info!(%reason, "User cannot be written to; marked as blocked.");
+                    self.mark_blocked(message.chat_id).await?;
+                    return Ok(());
+                }
+                ApiOutcome::Rejected(reason) => {
+                    self.metrics.telegram_send("error");
+                    if let OutboundAction::AnswerCallback { .. } = message.action {
+                        // Expired queries cannot be answered any more; nothing to keep.
+                        tracing::warn!(%reason, "Callback answer refused; dropped.");
+                        return Ok(());
+                    }
+                    return Err(Failure::Permanent(reason));
+                }
+                ApiOutcome::Unavailable(reason) => {
+                    self.metrics.telegram_send("error");
+                    failures += 1;
+                    if failures >= ATTEMPTS_PER_DELIVERY {
+                        return Err(Failure::Transient(reason));
+                    }
+                    tracing::warn!(%reason, attempt = failures, "Bot API unavailable; retrying.");
+                    if !self.pause(backoff.next_delay()).await {
+                        return Err(Failure::Transient(reason));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn mark_blocked(&self, chat_id: i64) -> Result<(), Failure> {
+        let db = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| Failure::Transient(e.to_string()))?;
+        repo::users::set_blocked(&*db, chat_id, true)
+            .await
+            .map_err(|e| Failure::Transient(e.to_string()))?;
+        self.redis(
+            redis::cmd("SET")
+                .arg(blocked_key(&self.keys, chat_id))
+                .arg(1),
+        )
+        .await
+    }
+}
+
+impl EntryHandler for SenderHandler {
+    type Item = OutboundMessage;
+    const ROLE: &'static str = "sender";
+
+    fn decode(&self, payload: &str) -> Result<OutboundMessage, String> {
+        serde_json::from_str(payload).map_err(|e| e.to_string())
+    }
+
+    fn order_key(item: &OutboundMessage) -> i64 {
+        item.chat_id
+    }
+
+    async fn handle(&self, message: OutboundMessage, ctx: EntryContext) -> Result<(), Failure> {
+        let span = tracing::info_span!(
+            "outbound",
+            dedupe_key = %message.dedupe_key,
+            chat_id = message.chat_id,
+            entry_id = %ctx.entry_id,
+        );
+        self.deliver(&message).instrument(span).await
+    }
+}
