@@ -1,0 +1,7 @@
+//! Ingress against a real `redis-server`; every test gets its own server and namespace.
+
+mod helpers;
+mod outage;
+mod routes;
+mod shutdown;
+mod webhook;

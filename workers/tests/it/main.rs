@@ -1,0 +1,8 @@
+//! End-to-end tests: the real ingress, real workers, real PostgreSQL and Redis, and the
+//! Telegram simulator as the outside world. Run through `scripts/test`.
+
+mod conversation;
+mod helpers;
+mod reliability;
+mod sending;
+mod streams;
