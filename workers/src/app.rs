@@ -4,7 +4,7 @@
 use crate::db::{self, PgPool};
 use crate::health::{self, HealthState};
 use crate::metrics::Metrics;
-use crate::ratelimit::{Gcra, Rate};
+use crate::ratelimit::{Gcra, Rate, UserLimiter};
 use crate::sender::{BotApi, SenderHandler, CHAT_BURST};
 use crate::settings::{Role, Settings};
 use crate::stream::{Consumer, EntryHandler};
@@ -56,8 +56,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
             conn: conn.clone(),
             keys: keys.clone(),
             signer: CallbackSigner::from_bot_token(&settings.bot.token),
-            gcra: Gcra::default(),
-            limits: settings.rate_limits,
+            limiter: UserLimiter::new(conn.clone(), keys.clone(), settings.rate_limits),
             metrics: metrics.clone(),
         };
         let handler = UpdatesHandler::new(conversation, conn.clone(), keys.clone());

@@ -3,9 +3,8 @@
 use super::{transient, Callback};
 use crate::db::PgPool;
 use crate::metrics::Metrics;
-use crate::ratelimit::{Gcra, Rate};
+use crate::ratelimit::{Decision, LimitClass, UserLimiter};
 use crate::repo;
-use crate::settings::RateLimits;
 use crate::stream::Failure;
 use crate::texts::{self, Lang};
 use redis::aio::ConnectionManager;
@@ -26,8 +25,7 @@ pub struct Conversation {
     pub conn: ConnectionManager,
     pub keys: Keys,
     pub signer: CallbackSigner,
-    pub gcra: Gcra,
-    pub limits: RateLimits,
+    pub limiter: UserLimiter,
     pub metrics: Metrics,
 }
 
@@ -55,8 +53,13 @@ impl Conversation {
                 .await?;
             return Ok(Vec::new());
         }
-        if let Some(wait) = self.rate_limited(event.from.id).await? {
-            return self.refuse_for_rate(event, lang, wait).await;
+        let decision = self
+            .limiter
+            .check(event.from.id, LimitClass::Messages)
+            .await
+            .map_err(transient)?;
+        if let Decision::Limited { notify, retry_in } = decision {
+            return Ok(self.refuse_for_rate(event, lang, notify, retry_in));
         }
         match &event.kind {
             EventKind::Command { name, .. } => match name.as_str() {
@@ -75,48 +78,29 @@ impl Conversation {
         }
     }
 
-    async fn rate_limited(&self, user_id: i64) -> Result<Option<Duration>, Failure> {
-        let l = self.limits.messages;
-        let key = self.keys.key(format_args!("rl:msg:{user_id}"));
-        let mut conn = self.conn.clone();
-        self.gcra
-            .acquire(
-                &mut conn,
-                &[(&key, Rate::per_period(l.rate, l.period, l.burst))],
-            )
-            .await
-            .map_err(transient)
-    }
-
     /// A limited user gets one short notice per window; a pressed button is still answered,
     /// so it stops spinning. Nothing else is done.
-    async fn refuse_for_rate(
+    fn refuse_for_rate(
         &self,
         event: &InboundEvent,
         lang: Lang,
-        wait: Duration,
-    ) -> Result<Vec<OutboundAction>, Failure> {
-        self.metrics.rate_limited("messages");
+        notify: bool,
+        retry_in: Duration,
+    ) -> Vec<OutboundAction> {
+        self.metrics.rate_limited(LimitClass::Messages.label());
         tracing::info!(
             user_id = event.from.id,
-            wait_ms = wait.as_millis() as u64,
+            retry_in_ms = retry_in.as_millis() as u64,
             "Rate limited."
         );
-        let key = self.keys.key(format_args!("rl:warned:{}", event.from.id));
-        let mut conn = self.conn.clone();
-        let warn = self
-            .gcra
-            .warn_once(&mut conn, &key, self.limits.messages.period)
-            .await
-            .map_err(transient)?;
-        Ok(match (&event.kind, warn) {
+        match (&event.kind, notify) {
             (EventKind::Callback { query_id, .. }, _) => vec![OutboundAction::AnswerCallback {
                 query_id: query_id.clone(),
                 text: Some(texts::slow_down(lang)),
             }],
             (_, true) => vec![send(texts::slow_down(lang))],
             (_, false) => Vec::new(),
-        })
+        }
     }
 
     async fn start(

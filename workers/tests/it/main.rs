@@ -3,6 +3,7 @@
 
 mod conversation;
 mod helpers;
+mod rate_limits;
 mod reliability;
 mod sending;
 mod streams;
