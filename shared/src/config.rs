@@ -39,7 +39,10 @@ impl Env {
 
     /// Empty values count as unset, as a shell's `VAR=` usually means "not configured".
     pub fn get(&self, var: &str) -> Option<&str> {
-        self.vars.get(var).map(String::as_str).filter(|v| !v.is_empty())
+        self.vars
+            .get(var)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub fn required(&self, var: &'static str) -> Result<&str, ConfigError> {
@@ -57,10 +60,13 @@ impl Env {
     {
         match self.get(var) {
             None => Ok(default),
-            Some(raw) => raw.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
-                var,
-                reason: e.to_string(),
-            }),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| ConfigError::Invalid {
+                    var,
+                    reason: e.to_string(),
+                }),
         }
     }
 
@@ -90,11 +96,17 @@ impl RedisSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let url = env.get("REDIS_URL").unwrap_or("redis://127.0.0.1:6379");
         if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-            return Err(invalid("REDIS_URL", "must start with redis:// or rediss://"));
+            return Err(invalid(
+                "REDIS_URL",
+                "must start with redis:// or rediss://",
+            ));
         }
         let namespace = env.get("PAYSTREAM_NAMESPACE").unwrap_or("ps").to_owned();
         if namespace.contains(['{', '}', ' ']) {
-            return Err(invalid("PAYSTREAM_NAMESPACE", "must not contain braces or spaces"));
+            return Err(invalid(
+                "PAYSTREAM_NAMESPACE",
+                "must not contain braces or spaces",
+            ));
         }
         Ok(Self {
             url: url.to_owned(),

@@ -56,7 +56,10 @@ pub enum EventKind {
         message_id: Option<i64>,
         data: String,
     },
-    MemberChange { chat_id: i64, status: MemberStatus },
+    MemberChange {
+        chat_id: i64,
+        status: MemberStatus,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -67,7 +67,10 @@ mod tests {
         let k = Keys::new("ps");
         assert_eq!(k.updates_stream(0), "ps:updates:{0}");
         assert_eq!(k.outbound_stream(3), "ps:outbound:{3}");
-        assert_eq!(k.dead_letter_stream(&k.updates_stream(0)), "ps:updates:{0}:dead");
+        assert_eq!(
+            k.dead_letter_stream(&k.updates_stream(0)),
+            "ps:updates:{0}:dead"
+        );
         assert_eq!(k.key(format_args!("rl:{}", 42)), "ps:rl:42");
     }
 }

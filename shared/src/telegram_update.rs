@@ -246,10 +246,12 @@ mod tests {
 
     #[test]
     fn command_with_bot_suffix_and_args() {
-        let e = ev(norm(json!({"update_id": 811, "message": {"message_id": 42, "date": 1,
+        let e = ev(norm(
+            json!({"update_id": 811, "message": {"message_id": 42, "date": 1,
             "from": {"id": 123, "is_bot": false, "first_name": "Ana", "username": "ana", "language_code": "pt"},
             "chat": {"id": 123, "type": "private"},
-            "text": "/Start@PayBot  ref_77", "entities": [{"type": "bot_command", "offset": 0, "length": 13}]}})));
+            "text": "/Start@PayBot  ref_77", "entities": [{"type": "bot_command", "offset": 0, "length": 13}]}}),
+        ));
         assert_eq!(e.update_id, UpdateId(811));
         assert_eq!(e.from.language_code.as_deref(), Some("pt"));
         assert_eq!(
@@ -265,18 +267,22 @@ mod tests {
 
     #[test]
     fn plain_text_and_slash_not_at_start() {
-        let e = ev(norm(json!({"update_id": 1, "message": {"message_id": 2, "date": 1,
+        let e = ev(norm(
+            json!({"update_id": 1, "message": {"message_id": 2, "date": 1,
             "from": {"id": 5, "first_name": "B"}, "chat": {"id": 5, "type": "private"},
-            "text": "hello /start"}})));
+            "text": "hello /start"}}),
+        ));
         assert!(matches!(e.kind, EventKind::Text { ref text, .. } if text == "hello /start"));
     }
 
     #[test]
     fn callback_query() {
-        let e = ev(norm(json!({"update_id": 812, "callback_query": {"id": "q1", "chat_instance": "-5",
+        let e = ev(norm(
+            json!({"update_id": 812, "callback_query": {"id": "q1", "chat_instance": "-5",
             "from": {"id": 7, "first_name": "C"},
             "message": {"message_id": 43, "date": 1, "chat": {"id": 7, "type": "private"}, "text": "x"},
-            "data": "pay:5"}})));
+            "data": "pay:5"}}),
+        ));
         assert_eq!(
             e.kind,
             EventKind::Callback {
@@ -291,10 +297,12 @@ mod tests {
 
     #[test]
     fn bot_blocked_by_user() {
-        let e = ev(norm(json!({"update_id": 813, "my_chat_member": {"chat": {"id": 9, "type": "private"},
+        let e = ev(norm(
+            json!({"update_id": 813, "my_chat_member": {"chat": {"id": 9, "type": "private"},
             "from": {"id": 9, "first_name": "D"}, "date": 1,
             "old_chat_member": {"status": "member", "user": {"id": 1, "is_bot": true, "first_name": "Bot"}},
-            "new_chat_member": {"status": "kicked", "user": {"id": 1, "is_bot": true, "first_name": "Bot"}, "until_date": 0}}})));
+            "new_chat_member": {"status": "kicked", "user": {"id": 1, "is_bot": true, "first_name": "Bot"}, "until_date": 0}}}),
+        ));
         assert_eq!(
             e.kind,
             EventKind::MemberChange {
@@ -314,14 +322,22 @@ mod tests {
             }
         );
         assert!(matches!(
-            norm(json!({"update_id": 6, "message": {"message_id": 1, "date": 1, "chat": {"id": 1, "type": "private"}, "from": {"id": 1, "first_name": "x"}, "sticker": {}}})),
-            Normalized::Ignored { kind: "message_without_text", .. }
+            norm(
+                json!({"update_id": 6, "message": {"message_id": 1, "date": 1, "chat": {"id": 1, "type": "private"}, "from": {"id": 1, "first_name": "x"}, "sticker": {}}})
+            ),
+            Normalized::Ignored {
+                kind: "message_without_text",
+                ..
+            }
         ));
     }
 
     #[test]
     fn malformed_bodies_are_errors() {
-        assert!(matches!(normalize(b"{not json"), Err(UpdateError::NotJson(_))));
+        assert!(matches!(
+            normalize(b"{not json"),
+            Err(UpdateError::NotJson(_))
+        ));
         assert!(matches!(normalize(b"[]"), Err(UpdateError::NotAnUpdate(_))));
         assert!(matches!(
             normalize(br#"{"update_id": "x"}"#),
@@ -335,8 +351,10 @@ mod tests {
 
     #[test]
     fn event_round_trips_through_json() {
-        let e = ev(norm(json!({"update_id": 1, "message": {"message_id": 2, "date": 1,
-            "from": {"id": 5, "first_name": "B"}, "chat": {"id": 5, "type": "private"}, "text": "/balance"}})));
+        let e = ev(norm(
+            json!({"update_id": 1, "message": {"message_id": 2, "date": 1,
+            "from": {"id": 5, "first_name": "B"}, "chat": {"id": 5, "type": "private"}, "text": "/balance"}}),
+        ));
         let s = serde_json::to_string(&e).unwrap();
         assert_eq!(serde_json::from_str::<InboundEvent>(&s).unwrap(), e);
     }
