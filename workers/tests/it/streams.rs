@@ -84,6 +84,16 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_max_deliveries() {
     sys.finish().await;
 }
 
+async fn xack(conn: &mut redis::aio::MultiplexedConnection, stream: &str, group: &str, id: &str) {
+    let _: u64 = redis::cmd("XACK")
+        .arg(stream)
+        .arg(group)
+        .arg(id)
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn trimming_keeps_every_unacknowledged_entry() {
     let sys = TestSystem::start_without_workers().await;
@@ -138,22 +148,10 @@ async fn trimming_keeps_every_unacknowledged_entry() {
     let _: redis::Value = read("audit", 6).query_async(&mut conn).await.unwrap();
     for (i, id) in ids.iter().enumerate() {
         if i != 3 {
-            let _: u64 = redis::cmd("XACK")
-                .arg(&stream)
-                .arg(UPDATES_GROUP)
-                .arg(id)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
+            xack(&mut conn, &stream, UPDATES_GROUP, id).await;
         }
         if i < 6 && i != 5 {
-            let _: u64 = redis::cmd("XACK")
-                .arg(&stream)
-                .arg("audit")
-                .arg(id)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
+            xack(&mut conn, &stream, "audit", id).await;
         }
     }
     let mut managed = shared::redis_conn::connect(&shared::config::RedisSettings::for_url(
@@ -173,20 +171,8 @@ async fn trimming_keeps_every_unacknowledged_entry() {
     assert_eq!(stream_len(&mut conn, &stream).await, 7);
 
     // Once everything is acknowledged, only the last delivered entry is kept.
-    let _: u64 = redis::cmd("XACK")
-        .arg(&stream)
-        .arg(UPDATES_GROUP)
-        .arg(&ids[3])
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let _: u64 = redis::cmd("XACK")
-        .arg(&stream)
-        .arg("audit")
-        .arg(&ids[5])
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    xack(&mut conn, &stream, UPDATES_GROUP, &ids[3]).await;
+    xack(&mut conn, &stream, "audit", &ids[5]).await;
     let bound = workers::stream::trim_acknowledged(&mut managed, &stream)
         .await
         .unwrap()
