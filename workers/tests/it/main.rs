@@ -3,6 +3,7 @@
 
 mod conversation;
 mod helpers;
+mod process;
 mod rate_limits;
 mod reliability;
 mod sending;
