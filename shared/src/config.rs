@@ -45,6 +45,11 @@ impl Env {
             .filter(|v| !v.is_empty())
     }
 
+    /// For the few settings where "set but empty" means something (an empty allow-list).
+    pub fn get_even_if_empty(&self, var: &str) -> Option<&str> {
+        self.vars.get(var).map(String::as_str)
+    }
+
     pub fn required(&self, var: &'static str) -> Result<&str, ConfigError> {
         self.get(var).ok_or(ConfigError::Missing { var })
     }
@@ -210,6 +215,74 @@ impl BotApiSettings {
     }
 }
 
+/// Heleket's documented webhook sender address (`HELEKET_ALLOWED_IPS` default).
+pub const HELEKET_WEBHOOK_IP: &str = "31.133.220.8";
+
+#[derive(Debug, Clone)]
+pub struct HeleketSettings {
+    pub merchant_id: String,
+    /// The payment API key: signs requests and verifies webhooks.
+    pub api_key: SecretString,
+    pub api_url: String,
+    pub request_timeout: Duration,
+}
+
+impl HeleketSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let merchant_id = env.required("HELEKET_MERCHANT_ID")?.to_owned();
+        let api_key = env.secret("HELEKET_API_KEY")?;
+        let api_url = env
+            .get("HELEKET_API_URL")
+            .unwrap_or("https://api.heleket.com")
+            .trim_end_matches('/')
+            .to_owned();
+        if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
+            return Err(invalid("HELEKET_API_URL", "must be an http(s) URL"));
+        }
+        Ok(Self {
+            merchant_id,
+            api_key,
+            api_url,
+            request_timeout: env.millis_or("HELEKET_TIMEOUT_MS", 10_000)?,
+        })
+    }
+}
+
+/// Who may post Heleket webhooks: the allowed sender addresses (empty = any) and the
+/// proxies whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookSources {
+    pub allowed: Vec<std::net::IpAddr>,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl WebhookSources {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        // Unset means Heleket's documented address; set but empty means any sender.
+        let allowed = env
+            .get_even_if_empty("HELEKET_ALLOWED_IPS")
+            .unwrap_or(HELEKET_WEBHOOK_IP);
+        Ok(Self {
+            allowed: ip_list("HELEKET_ALLOWED_IPS", allowed)?,
+            trusted_proxies: ip_list(
+                "HELEKET_TRUSTED_PROXIES",
+                env.get("HELEKET_TRUSTED_PROXIES").unwrap_or(""),
+            )?,
+        })
+    }
+}
+
+fn ip_list(var: &'static str, raw: &str) -> Result<Vec<std::net::IpAddr>, ConfigError> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .map_err(|_| invalid(var, format!("{s:?} is not an IP address")))
+        })
+        .collect()
+}
+
 pub fn socket_addr(env: &Env, var: &'static str, default: &str) -> Result<SocketAddr, ConfigError> {
     env.get(var)
         .unwrap_or(default)
@@ -246,6 +319,22 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn webhook_sources_default_to_heleket_and_empty_means_any() {
+        let default = WebhookSources::from_env(&Env::default()).unwrap();
+        assert_eq!(
+            default.allowed,
+            vec![HELEKET_WEBHOOK_IP.parse::<std::net::IpAddr>().unwrap()]
+        );
+        let any =
+            WebhookSources::from_env(&Env::from_pairs([("HELEKET_ALLOWED_IPS", "")])).unwrap();
+        assert!(any.allowed.is_empty());
+        assert!(
+            WebhookSources::from_env(&Env::from_pairs([("HELEKET_TRUSTED_PROXIES", "nope")]))
+                .is_err()
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@
 pub const UPDATES_GROUP: &str = "updates";
 /// Consumer group of the `sender` role on the outbound stream.
 pub const SENDER_GROUP: &str = "sender";
+/// Consumer group of the `payments` role on the payments stream.
+pub const PAYMENTS_GROUP: &str = "payments";
 
 /// Field of a stream entry holding its JSON payload.
 pub const PAYLOAD_FIELD: &str = "d";
@@ -39,6 +41,11 @@ impl Keys {
     /// Messages for the bot to send, appended by the workers.
     pub fn outbound_stream(&self, partition: u16) -> String {
         format!("{}:outbound:{{{partition}}}", self.namespace)
+    }
+
+    /// Verified Heleket webhook events (and reconciler findings), appended by the ingress.
+    pub fn payments_stream(&self, partition: u16) -> String {
+        format!("{}:payments:{{{partition}}}", self.namespace)
     }
 
     /// Entries that failed too often, with the reason; shares its source's hash tag.
