@@ -8,7 +8,7 @@ pub mod settings;
 
 pub use error::{status_for, IngressError};
 pub use routes::Route;
-pub use settings::{Settings, TelegramInput};
+pub use settings::{HeleketInput, Settings, TelegramInput};
 
 use anyhow::Context;
 use shared::streams::Keys;
@@ -31,11 +31,12 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let redis = shared::redis_conn::connect(&settings.redis)
         .context("Failed to create the Redis client")?;
     let metrics = metrics::Metrics::new().context("Failed to register the metrics")?;
+    let keys = Keys::new(settings.redis.namespace.clone());
+    let heleket = settings
+        .heleket
+        .map(|h| routes::HeleketRoute::new(h.api_key, h.sources, &keys));
     let webhook = match settings.telegram {
-        TelegramInput::Webhook { secret } => Some(routes::Webhook::new(
-            secret,
-            Keys::new(settings.redis.namespace.clone()),
-        )),
+        TelegramInput::Webhook { secret } => Some(routes::Webhook::new(secret, keys)),
         TelegramInput::MtProto => None,
     };
     let listener = TcpListener::bind(settings.addr)
@@ -51,6 +52,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
             redis,
             redis_timeout: settings.redis.response_timeout,
             webhook,
+            heleket,
             metrics,
             max_body_bytes: settings.max_body_bytes,
         }),
@@ -69,7 +71,11 @@ impl App {
     /// Serves until `shutdown` is cancelled, then stops accepting and lets in-flight requests
     /// finish within the grace period.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.local_addr, "Ingress listening.");
+        tracing::info!(
+            addr = %self.local_addr,
+            payments = self.state.heleket.is_some(),
+            "Ingress listening."
+        );
         server::serve(self.listener, self.state, self.limits, shutdown).await
     }
 }

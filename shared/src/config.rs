@@ -224,12 +224,61 @@ pub struct HeleketSettings {
     /// The payment API key: signs requests and verifies webhooks.
     pub api_key: SecretString,
     pub api_url: String,
+    /// Limit on each HTTP attempt, connect to last body byte (`HELEKET_TIMEOUT_MS`).
     pub request_timeout: Duration,
+    /// Retries after the first attempt of a call, for retryable failures only
+    /// (`HELEKET_RETRIES`, default 3, at most 10).
+    pub retries: u32,
+    /// First backoff cap; doubles per retry up to `retry_max`, full jitter
+    /// (`HELEKET_RETRY_BASE_MS`, default 200).
+    pub retry_base: Duration,
+    /// Largest backoff between two attempts (`HELEKET_RETRY_MAX_MS`, default 5000).
+    pub retry_max: Duration,
+    /// Consecutive failed calls that open the circuit breaker (`HELEKET_BREAKER_FAILURES`,
+    /// default 5, at least 1).
+    pub breaker_failures: u32,
+    /// How long the breaker stays open before a trial call (`HELEKET_BREAKER_OPEN_SECS`,
+    /// default 30).
+    pub breaker_open_for: Duration,
 }
 
 impl HeleketSettings {
+    /// Settings for a given API base (tests, simulators) with the defaults of `from_env`.
+    pub fn for_url(
+        api_url: impl Into<String>,
+        merchant_id: impl Into<String>,
+        api_key: SecretString,
+    ) -> Self {
+        Self {
+            merchant_id: merchant_id.into(),
+            api_key,
+            api_url: api_url.into().trim_end_matches('/').to_owned(),
+            request_timeout: Duration::from_secs(10),
+            retries: 3,
+            retry_base: Duration::from_millis(200),
+            retry_max: Duration::from_secs(5),
+            breaker_failures: 5,
+            breaker_open_for: Duration::from_secs(30),
+        }
+    }
+
+    /// The one place a Heleket client is built. Build it once per process and clone it:
+    /// clones share the connection pool and the circuit breaker.
+    pub fn client(
+        &self,
+    ) -> Result<crate::heleket::client::HeleketClient, crate::heleket::client::BuildError> {
+        crate::heleket::client::HeleketClient::new(self)
+    }
+
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let merchant_id = env.required("HELEKET_MERCHANT_ID")?.to_owned();
+        if !merchant_id.bytes().all(|b| b.is_ascii_graphic()) {
+            // Sent as the `merchant` header.
+            return Err(invalid(
+                "HELEKET_MERCHANT_ID",
+                "must be printable ASCII without spaces",
+            ));
+        }
         let api_key = env.secret("HELEKET_API_KEY")?;
         let api_url = env
             .get("HELEKET_API_URL")
@@ -239,12 +288,38 @@ impl HeleketSettings {
         if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
             return Err(invalid("HELEKET_API_URL", "must be an http(s) URL"));
         }
+        let retries: u32 = env.parsed_or("HELEKET_RETRIES", 3)?;
+        if retries > 10 {
+            return Err(invalid("HELEKET_RETRIES", "must be at most 10"));
+        }
+        let breaker_failures: u32 = env.parsed_or("HELEKET_BREAKER_FAILURES", 5)?;
+        if breaker_failures == 0 {
+            return Err(invalid("HELEKET_BREAKER_FAILURES", "must be at least 1"));
+        }
         Ok(Self {
             merchant_id,
             api_key,
             api_url,
-            request_timeout: env.millis_or("HELEKET_TIMEOUT_MS", 10_000)?,
+            request_timeout: positive(
+                env.millis_or("HELEKET_TIMEOUT_MS", 10_000)?,
+                "HELEKET_TIMEOUT_MS",
+            )?,
+            retries,
+            retry_base: env.millis_or("HELEKET_RETRY_BASE_MS", 200)?,
+            retry_max: env.millis_or("HELEKET_RETRY_MAX_MS", 5_000)?,
+            breaker_failures,
+            breaker_open_for: env
+                .parsed_or("HELEKET_BREAKER_OPEN_SECS", 30u64)
+                .map(Duration::from_secs)?,
         })
+    }
+}
+
+fn positive(d: Duration, var: &'static str) -> Result<Duration, ConfigError> {
+    if d.is_zero() {
+        Err(invalid(var, "must be greater than zero"))
+    } else {
+        Ok(d)
     }
 }
 
@@ -335,6 +410,33 @@ mod tests {
             WebhookSources::from_env(&Env::from_pairs([("HELEKET_TRUSTED_PROXIES", "nope")]))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn heleket_defaults_and_limits() {
+        let base = [("HELEKET_MERCHANT_ID", "m-1"), ("HELEKET_API_KEY", "k")];
+        let s = HeleketSettings::from_env(&Env::from_pairs(base)).unwrap();
+        assert_eq!(s.api_url, "https://api.heleket.com");
+        assert_eq!(s.retries, 3);
+        assert_eq!(s.breaker_failures, 5);
+        assert_eq!(s.breaker_open_for, Duration::from_secs(30));
+        assert!(s.retry_base <= s.retry_max);
+        for bad in [
+            ("HELEKET_RETRIES", "11"),
+            ("HELEKET_BREAKER_FAILURES", "0"),
+            ("HELEKET_TIMEOUT_MS", "0"),
+            ("HELEKET_BREAKER_OPEN_SECS", "soon"),
+            ("HELEKET_MERCHANT_ID", "m 1"),
+        ] {
+            let env = Env::from_pairs(base.into_iter().chain([bad]));
+            assert!(
+                matches!(
+                    HeleketSettings::from_env(&env),
+                    Err(ConfigError::Invalid { var, .. }) if var == bad.0
+                ),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //! api.telegram.org does, recording every call, with injectable faults and flood-limit
 //! accounting. Tests run it in-process ([`TelegramSim::start`]); other processes use the
 //! `telegram-sim` binary and its `/_sim/` control API.
+//!
+//! [`heleket`] is the same for the Heleket payment API (`heleket-sim` binary).
 
 mod control;
 mod faults;
+pub mod heleket;
 mod markup;
 mod methods;
 mod server;

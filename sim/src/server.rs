@@ -2,6 +2,7 @@
 //! them (query string, form, JSON) and routes `/_sim/` to the control API.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,13 +45,30 @@ pub(crate) type HttpResponse = Response<Full<Bytes>>;
 
 /// Serves until `stop` flips to true or its sender is dropped.
 pub(crate) async fn run(listener: TcpListener, state: Arc<State>, mut stop: watch::Receiver<bool>) {
+    let stopped = async move {
+        while !*stop.borrow_and_update() {
+            if stop.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    serve(listener, stopped, move |req| handle(state.clone(), req)).await;
+}
+
+/// The accept loop both simulators share: one task per connection, hyper's header-read
+/// timeout armed, and a short graceful drain once `stop` completes.
+pub(crate) async fn serve<H, F>(listener: TcpListener, stop: impl Future<Output = ()>, handler: H)
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
+    F: Future<Output = Result<HttpResponse, Infallible>> + Send + 'static,
+{
     let graceful = GracefulShutdown::new();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let state = state.clone();
-                    let service = service_fn(move |req| handle(state.clone(), req));
+                    let service = service_fn(handler.clone());
                     // The timer arms hyper's 30 s header-read timeout, so idle half-open
                     // connections from killed load generators do not pile up.
                     let conn = http1::Builder::new()
@@ -69,7 +87,7 @@ pub(crate) async fn run(listener: TcpListener, state: Arc<State>, mut stop: watc
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            changed = stop.changed() => if changed.is_err() || *stop.borrow() { break },
+            () = &mut stop => break,
         }
     }
     drop(listener);
@@ -183,7 +201,7 @@ pub(crate) fn json_response(status: u16, body: &Value) -> HttpResponse {
     response(status, "application/json", Bytes::from(body.to_string()))
 }
 
-fn response(status: u16, content_type: &'static str, body: Bytes) -> HttpResponse {
+pub(crate) fn response(status: u16, content_type: &'static str, body: Bytes) -> HttpResponse {
     let mut response = Response::new(Full::new(body));
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -2,6 +2,7 @@
 //! milliseconds, and a test can stop and restart it). PostgreSQL: a fresh database per test on
 //! the server that `scripts/services` started (`DATABASE_URL` names it).
 
+pub mod heleket;
 mod postgres;
 mod redis_server;
 

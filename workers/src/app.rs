@@ -4,16 +4,18 @@
 use crate::db::{self, PgPool};
 use crate::health::{self, HealthState};
 use crate::metrics::Metrics;
+use crate::payments::{OutboxPublisher, PaymentsHandler, Reconciler};
 use crate::ratelimit::{Gcra, Rate, UserLimiter};
 use crate::sender::{BotApi, SenderHandler, CHAT_BURST};
 use crate::settings::{Role, Settings};
 use crate::stream::{Consumer, EntryHandler};
+use crate::updates::topup::TopUp;
 use crate::updates::{Conversation, UpdatesHandler};
 use anyhow::Context;
 use redis::aio::ConnectionManager;
 use shared::callback::CallbackSigner;
 use shared::redis_conn;
-use shared::streams::{Keys, SENDER_GROUP, SINGLE_PARTITION, UPDATES_GROUP};
+use shared::streams::{Keys, PAYMENTS_GROUP, SENDER_GROUP, SINGLE_PARTITION, UPDATES_GROUP};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -50,13 +52,30 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
 
+    let heleket = match &settings.heleket {
+        Some(h) => Some(h.client().context("Failed to build the Heleket client")?),
+        None => {
+            tracing::warn!("HELEKET_API_KEY is not set: top-ups are off and the reconciler idles.");
+            None
+        }
+    };
+    let limiter = UserLimiter::new(conn.clone(), keys.clone(), settings.rate_limits);
     if settings.roles.contains(&Role::Updates) {
+        let topup = TopUp {
+            pool: pool.clone(),
+            conn: conn.clone(),
+            keys: keys.clone(),
+            client: heleket.clone(),
+            settings: settings.payments.clone(),
+            limiter: limiter.clone(),
+        };
         let conversation = Conversation {
+            topup,
             pool: pool.clone(),
             conn: conn.clone(),
             keys: keys.clone(),
             signer: CallbackSigner::from_bot_token(&settings.bot.token),
-            limiter: UserLimiter::new(conn.clone(), keys.clone(), settings.rate_limits),
+            limiter,
             metrics: metrics.clone(),
         };
         let handler = UpdatesHandler::new(conversation, conn.clone(), keys.clone());
@@ -71,6 +90,46 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
             &metrics,
         )?;
         tasks.extend(consumer_loops(consumer, &stop));
+    }
+    if settings.roles.contains(&Role::Payments) {
+        let outbox = Arc::new(OutboxPublisher::new(
+            pool.clone(),
+            conn.clone(),
+            keys.clone(),
+        ));
+        let handler = PaymentsHandler {
+            pool: pool.clone(),
+            conn: conn.clone(),
+            keys: keys.clone(),
+            policy: settings.payments.credit_policy,
+            metrics: metrics.clone(),
+            outbox: Arc::clone(&outbox),
+            crash_after_credit_commit: settings.failpoint.as_deref()
+                == Some("crash_after_credit_commit"),
+        };
+        let stream = keys.payments_stream(SINGLE_PARTITION);
+        let consumer = consumer(
+            &settings,
+            &conn,
+            &keys,
+            stream,
+            PAYMENTS_GROUP,
+            handler,
+            &metrics,
+        )?;
+        tasks.extend(consumer_loops(consumer, &stop));
+        tasks.push(Box::pin(outbox.run(stop.clone())));
+    }
+    if let (true, Some(client)) = (settings.roles.contains(&Role::Reconciler), heleket) {
+        let reconciler = Reconciler {
+            pool: pool.clone(),
+            conn: conn.clone(),
+            keys: keys.clone(),
+            client,
+            settings: settings.payments.clone(),
+            metrics: metrics.clone(),
+        };
+        tasks.push(Box::pin(reconciler.run(stop.clone())));
     }
     if settings.roles.contains(&Role::Sender) {
         let bot = &settings.bot;

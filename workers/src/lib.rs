@@ -5,6 +5,7 @@ pub mod app;
 pub mod db;
 mod health;
 pub mod metrics;
+pub mod payments;
 pub mod ratelimit;
 pub mod repo;
 pub mod sender;

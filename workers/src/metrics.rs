@@ -15,6 +15,9 @@ pub struct Metrics {
     rate_limited: IntCounterVec,
     telegram_sends: IntCounterVec,
     flood_waits: IntCounterVec,
+    payment_events: IntCounterVec,
+    credited: prometheus::Counter,
+    reconciler: IntCounterVec,
 }
 
 impl Metrics {
@@ -57,6 +60,24 @@ impl Metrics {
             "Times a sender waited for Telegram's retry_after.",
             &["source"],
         );
+        let payment_events = counter(
+            "payment_events_total",
+            "Heleket events applied, by status and outcome.",
+            &["status", "outcome"],
+        );
+        let reconciler = counter(
+            "reconciler_findings_total",
+            "What reconciliation passes found.",
+            &["finding"],
+        );
+        let credited = prometheus::Counter::new(
+            "payments_credited_amount_total",
+            "Money credited to balances by top-ups, in USD.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(credited.clone()))
+            .expect("metric registered once");
         let processing = HistogramVec::new(
             HistogramOpts::new(
                 "stream_entry_processing_seconds",
@@ -80,6 +101,9 @@ impl Metrics {
             rate_limited,
             telegram_sends,
             flood_waits,
+            payment_events,
+            credited,
+            reconciler,
         }
     }
 
@@ -108,6 +132,28 @@ impl Metrics {
 
     pub fn flood_wait(&self, source: &str) {
         self.flood_waits.with_label_values(&[source]).inc();
+    }
+
+    /// `status` comes from Heleket: anything outside its documented set is counted as `other`.
+    pub fn payment_event(&self, status: &str, outcome: &str) {
+        let status = if crate::payments::policy::is_known(status) {
+            status
+        } else {
+            "other"
+        };
+        self.payment_events
+            .with_label_values(&[status, outcome])
+            .inc();
+    }
+
+    /// A float is fine here: it is a monitoring figure, never a balance.
+    pub fn payment_credited(&self, amount: rust_decimal::Decimal) {
+        use rust_decimal::prelude::ToPrimitive;
+        self.credited.inc_by(amount.to_f64().unwrap_or(0.0));
+    }
+
+    pub fn reconciler_finding(&self, finding: &str) {
+        self.reconciler.with_label_values(&[finding]).inc();
     }
 
     pub fn render(&self) -> String {

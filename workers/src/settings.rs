@@ -1,6 +1,10 @@
 //! The worker's settings, read once at start.
 
-use shared::config::{socket_addr, BotApiSettings, ConfigError, Env, RedisSettings};
+use crate::payments::CreditPolicy;
+use rust_decimal::Decimal;
+use shared::config::{
+    socket_addr, BotApiSettings, ConfigError, Env, HeleketSettings, RedisSettings,
+};
 use shared::secret::SecretString;
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -9,25 +13,96 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     Updates,
+    Payments,
     Sender,
+    Reconciler,
 }
 
 impl Role {
-    pub const ALL: [Role; 2] = [Role::Updates, Role::Sender];
+    pub const ALL: [Role; 4] = [
+        Role::Updates,
+        Role::Payments,
+        Role::Sender,
+        Role::Reconciler,
+    ];
 
     fn parse(s: &str) -> Option<Role> {
-        match s {
-            "updates" => Some(Role::Updates),
-            "sender" => Some(Role::Sender),
-            _ => None,
-        }
+        Role::ALL.into_iter().find(|r| r.name() == s)
     }
 
     pub fn name(self) -> &'static str {
         match self {
             Role::Updates => "updates",
+            Role::Payments => "payments",
             Role::Sender => "sender",
+            Role::Reconciler => "reconciler",
         }
+    }
+}
+
+/// Top-ups and how their payments are settled.
+#[derive(Debug, Clone)]
+pub struct PaymentSettings {
+    pub min_topup: Decimal,
+    pub max_topup: Decimal,
+    /// Amounts offered as buttons under "Top up".
+    pub presets: Vec<Decimal>,
+    pub invoice_lifetime: Duration,
+    /// `{PUBLIC_URL}/heleket/webhook` is each invoice's `url_callback`.
+    pub public_url: Option<String>,
+    pub credit_policy: CreditPolicy,
+    /// Invoices still open this long after creation are asked about.
+    pub reconcile_after: Duration,
+    pub reconcile_interval: Duration,
+}
+
+impl PaymentSettings {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let invalid = |var: &'static str, reason: &str| ConfigError::Invalid {
+            var,
+            reason: reason.to_owned(),
+        };
+        let min_topup: Decimal = env.parsed_or("TOPUP_MIN_AMOUNT", Decimal::new(100, 2))?;
+        let max_topup: Decimal = env.parsed_or("TOPUP_MAX_AMOUNT", Decimal::new(1_000_000, 2))?;
+        if min_topup <= Decimal::ZERO || max_topup < min_topup {
+            return Err(invalid(
+                "TOPUP_MIN_AMOUNT",
+                "need 0 < TOPUP_MIN_AMOUNT <= TOPUP_MAX_AMOUNT",
+            ));
+        }
+        let presets = env
+            .get("TOPUP_PRESETS")
+            .unwrap_or("5,10,25,50")
+            .split(',')
+            .map(|p| p.trim().parse::<Decimal>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| invalid("TOPUP_PRESETS", "a comma list of amounts"))?;
+        let lifetime: u64 = env.parsed_or("INVOICE_LIFETIME_SECS", 3600)?;
+        if !(300..=43_200).contains(&lifetime) {
+            return Err(invalid(
+                "INVOICE_LIFETIME_SECS",
+                "Heleket accepts 300 to 43200 seconds",
+            ));
+        }
+        let public_url = env
+            .get("PUBLIC_URL")
+            .map(|u| u.trim_end_matches('/').to_owned());
+        if public_url
+            .as_deref()
+            .is_some_and(|u| !u.starts_with("http"))
+        {
+            return Err(invalid("PUBLIC_URL", "must be an http(s) URL"));
+        }
+        Ok(Self {
+            min_topup,
+            max_topup,
+            presets,
+            invoice_lifetime: Duration::from_secs(lifetime),
+            public_url,
+            credit_policy: env.parsed_or("PAYMENT_CREDIT_POLICY", CreditPolicy::Invoice)?,
+            reconcile_after: Duration::from_secs(env.parsed_or("RECONCILE_AFTER_SECS", 120)?),
+            reconcile_interval: Duration::from_secs(env.parsed_or("RECONCILE_INTERVAL_SECS", 60)?),
+        })
     }
 }
 
@@ -124,24 +199,38 @@ pub struct Settings {
     pub roles: HashSet<Role>,
     pub consumer: ConsumerSettings,
     pub rate_limits: RateLimits,
+    /// Absent when `HELEKET_API_KEY` is not set: top-ups then answer that payments are off.
+    pub heleket: Option<HeleketSettings>,
+    pub payments: PaymentSettings,
     pub admin_ids: HashSet<i64>,
     pub shutdown_grace: Duration,
+    /// Test-only fault injection (`PAYSTREAM_FAILPOINT`): `crash_after_credit_commit` aborts
+    /// the process right after a credit committed, before its notification is published.
+    pub failpoint: Option<String>,
 }
 
 impl Settings {
     /// `roles` comes from the command line (`--roles`); `None` means every role.
     pub fn from_env(env: &Env, roles: Option<&str>) -> Result<Self, ConfigError> {
+        let roles = parse_roles(roles)?;
+        let heleket = match env.get("HELEKET_API_KEY") {
+            Some(_) => Some(HeleketSettings::from_env(env)?),
+            None => None,
+        };
         Ok(Self {
             database_url: env.secret("DATABASE_URL")?,
             database_pool_size: env.parsed_or("DATABASE_POOL_SIZE", 16)?,
             redis: RedisSettings::from_env(env)?,
             bot: BotApiSettings::from_env(env)?,
             metrics_addr: socket_addr(env, "WORKER_METRICS_ADDR", "0.0.0.0:9090")?,
-            roles: parse_roles(roles)?,
+            roles,
             consumer: ConsumerSettings::from_env(env)?,
             rate_limits: RateLimits::from_env(env)?,
+            heleket,
+            payments: PaymentSettings::from_env(env)?,
             admin_ids: parse_admin_ids(env.get("ADMIN_IDS"))?,
             shutdown_grace: Duration::from_secs(env.parsed_or("SHUTDOWN_GRACE_SECS", 20)?),
+            failpoint: env.get("PAYSTREAM_FAILPOINT").map(str::to_owned),
         })
     }
 }
@@ -187,7 +276,7 @@ mod tests {
 
     #[test]
     fn roles_parse() {
-        assert_eq!(parse_roles(None).unwrap().len(), 2);
+        assert_eq!(parse_roles(None).unwrap().len(), 4);
         assert_eq!(
             parse_roles(Some("sender")).unwrap(),
             [Role::Sender].into_iter().collect()

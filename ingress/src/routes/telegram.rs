@@ -1,15 +1,12 @@
-use super::State;
+use super::{append, read_body, State};
 use crate::error::IngressError;
-use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName};
 use hyper::Request;
 use shared::secret::SecretString;
-use shared::streams::{partition_for_chat, Keys, PAYLOAD_FIELD, SINGLE_PARTITION};
+use shared::streams::{partition_for_chat, Keys, SINGLE_PARTITION};
 use shared::telegram_update::{normalize, Normalized};
 use std::borrow::Cow;
-use std::time::Instant;
 use subtle::ConstantTimeEq;
 use tracing::Span;
 
@@ -75,32 +72,5 @@ fn check_secret(headers: &HeaderMap, secret: &SecretString) -> Result<(), Ingres
         Ok(())
     } else {
         Err(IngressError::WrongSecret)
-    }
-}
-
-async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, IngressError> {
-    // With a Content-Length the hint is exact: refuse before reading a byte. Chunked bodies
-    // have no useful hint, so `Limited` stops them once they pass the cap.
-    if body.size_hint().lower() > limit as u64 {
-        return Err(IngressError::BodyTooLarge { limit });
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(IngressError::BodyTooLarge { limit }),
-        Err(e) => Err(IngressError::BodyRead(e)),
-    }
-}
-
-async fn append(state: &State, stream: &str, payload: &[u8]) -> Result<(), IngressError> {
-    let mut conn = state.redis.clone();
-    let mut xadd = redis::cmd("XADD");
-    xadd.arg(stream).arg("*").arg(PAYLOAD_FIELD).arg(payload);
-    let started = Instant::now();
-    let reply = tokio::time::timeout(state.redis_timeout, xadd.query_async::<()>(&mut conn)).await;
-    state.metrics.stream_append(started.elapsed());
-    match reply {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(IngressError::StreamAppend(e)),
-        Err(_elapsed) => Err(IngressError::StreamTimeout(state.redis_timeout)),
     }
 }

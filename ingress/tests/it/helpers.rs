@@ -1,7 +1,8 @@
-use ingress::{Settings, TelegramInput};
+use ingress::{HeleketInput, Settings, TelegramInput};
 use redis::streams::StreamRangeReply;
-use shared::config::RedisSettings;
+use shared::config::{RedisSettings, WebhookSources};
 use shared::event::InboundEvent;
+use shared::heleket::webhook::WebhookEvent;
 use shared::secret::SecretString;
 use shared::streams::{Keys, PAYLOAD_FIELD};
 use std::net::SocketAddr;
@@ -86,9 +87,26 @@ impl TestApp {
 
     /// Every payload on the (single) updates stream, oldest first.
     pub async fn enqueued(&self) -> Vec<InboundEvent> {
+        self.stream_payloads(&self.keys.updates_stream(0))
+            .await
+            .iter()
+            .map(|payload| serde_json::from_str(payload).expect("payload is an InboundEvent"))
+            .collect()
+    }
+
+    /// Every payload on the (single) payments stream, oldest first.
+    pub async fn payments_enqueued(&self) -> Vec<WebhookEvent> {
+        self.stream_payloads(&self.keys.payments_stream(0))
+            .await
+            .iter()
+            .map(|payload| serde_json::from_str(payload).expect("payload is a WebhookEvent"))
+            .collect()
+    }
+
+    async fn stream_payloads(&self, stream: &str) -> Vec<String> {
         let mut conn = self.redis.connection().await.expect("redis connection");
         let reply: StreamRangeReply = redis::cmd("XRANGE")
-            .arg(self.keys.updates_stream(0))
+            .arg(stream)
             .arg("-")
             .arg("+")
             .query_async(&mut conn)
@@ -97,11 +115,25 @@ impl TestApp {
         reply
             .ids
             .iter()
-            .map(|entry| {
-                let payload: String = entry.get(PAYLOAD_FIELD).expect("payload field");
-                serde_json::from_str(&payload).expect("payload is an InboundEvent")
-            })
+            .map(|entry| entry.get(PAYLOAD_FIELD).expect("payload field"))
             .collect()
+    }
+
+    /// Posts a Heleket webhook body, with `X-Forwarded-For` when given.
+    pub async fn post_heleket(
+        &self,
+        body: impl Into<reqwest::Body>,
+        forwarded_for: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url("/heleket/webhook"))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(list) = forwarded_for {
+            request = request.header("x-forwarded-for", list);
+        }
+        request.send().await.expect("request sent")
     }
 
     pub async fn metrics_text(&self) -> String {
@@ -119,6 +151,18 @@ impl TestApp {
             .expect("server returns Ok");
         started.elapsed()
     }
+}
+
+/// Payments on, verified with the test vectors' key; `allowed` empty admits any sender.
+pub fn heleket_input(allowed: &[&str], trusted_proxies: &[&str]) -> Option<HeleketInput> {
+    let ips = |list: &[&str]| list.iter().map(|ip| ip.parse().expect("an IP")).collect();
+    Some(HeleketInput {
+        api_key: SecretString::new(testkit::heleket::API_KEY),
+        sources: WebhookSources {
+            allowed: ips(allowed),
+            trusted_proxies: ips(trusted_proxies),
+        },
+    })
 }
 
 pub fn start_update(update_id: i64, chat_id: i64) -> serde_json::Value {

@@ -1,5 +1,6 @@
 //! Ingress against a real `redis-server`; every test gets its own server and namespace.
 
+mod heleket;
 mod helpers;
 mod outage;
 mod routes;

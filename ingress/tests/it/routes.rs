@@ -6,7 +6,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
     let app = spawn_app().await;
 
     assert_eq!(app.get("/nope").await.status(), 404);
-    // Belongs to a later issue: until then it is just an unknown route.
+    // Payments are not configured in this app (no API key).
     let heleket = app
         .client
         .post(app.url("/heleket/webhook"))

@@ -1,5 +1,6 @@
 //! What the bot answers to each event.
 
+use super::topup::TopUp;
 use super::{transient, Callback};
 use crate::db::PgPool;
 use crate::metrics::Metrics;
@@ -17,10 +18,12 @@ use shared::streams::Keys;
 use std::str::FromStr;
 use std::time::Duration;
 
-const BALANCE_CACHE_SECS: u64 = 300;
+// Short, because a read racing a credit can put back the old figure until it expires.
+const BALANCE_CACHE_SECS: u64 = 30;
 const HISTORY_LINES: i64 = 10;
 
 pub struct Conversation {
+    pub topup: TopUp,
     pub pool: PgPool,
     pub conn: ConnectionManager,
     pub keys: Keys,
@@ -62,15 +65,26 @@ impl Conversation {
             return Ok(self.refuse_for_rate(event, lang, notify, retry_in));
         }
         match &event.kind {
-            EventKind::Command { name, .. } => match name.as_str() {
+            EventKind::Command { name, args, .. } => match name.as_str() {
                 "start" => self.start(event, lang).await,
                 "balance" => Ok(vec![send(self.balance_text(event.from.id, lang).await?)]),
                 "history" => Ok(vec![send(self.history_text(event.from.id, lang).await?)]),
-                "topup" => Ok(vec![send(texts::top_up_unavailable(lang))]),
-                "shop" => Ok(vec![send(texts::shop_empty(lang))]),
+                "topup" if args.trim().is_empty() => Ok(vec![self.amounts(lang)]),
+                "topup" => self.topup.request(event, lang, args).await,
+                "shop" => Ok(vec![self.catalogue(lang).await?]),
+                "buy" => match args.trim().parse::<i64>() {
+                    Ok(product) => Ok(vec![self.buy(event, lang, product).await?]),
+                    Err(_) => Ok(vec![send(texts::buy_usage(lang))]),
+                },
                 _ => Ok(vec![send(texts::help(lang))]),
             },
-            EventKind::Text { .. } => Ok(vec![send(texts::help(lang))]),
+            EventKind::Text { text, .. } => {
+                if self.take_awaiting_amount(event.from.id).await? {
+                    self.topup.request(event, lang, text).await
+                } else {
+                    Ok(vec![send(texts::help(lang))])
+                }
+            }
             EventKind::Callback { query_id, data, .. } => {
                 self.callback(event, lang, query_id, data).await
             }
@@ -123,7 +137,7 @@ impl Conversation {
         let labels = texts::menu_labels(lang);
         let button = |text: &str, c: Callback| Button::Callback {
             text: text.to_owned(),
-            data: self.signer.sign(c.encode()),
+            data: self.signer.sign(&c.encode()),
         };
         Keyboard {
             rows: vec![
@@ -159,14 +173,116 @@ impl Conversation {
             return Ok(vec![answer(Some(texts::button_expired(lang)))]);
         };
         let user_id = event.from.id;
-        let reply = match callback {
-            Callback::Balance => self.balance_text(user_id, lang).await?,
-            Callback::History => self.history_text(user_id, lang).await?,
-            Callback::TopUp => texts::top_up_unavailable(lang),
-            Callback::Shop => texts::shop_empty(lang),
-            Callback::Help => texts::help(lang),
-        };
-        Ok(vec![answer(None), send(reply)])
+        let mut replies = vec![answer(None)];
+        match callback {
+            Callback::Balance => replies.push(send(self.balance_text(user_id, lang).await?)),
+            Callback::History => replies.push(send(self.history_text(user_id, lang).await?)),
+            Callback::Help => replies.push(send(texts::help(lang))),
+            Callback::TopUp => replies.push(self.amounts(lang)),
+            Callback::TopUpAmount(amount) => {
+                replies.extend(self.topup.request(event, lang, &amount.to_string()).await?)
+            }
+            Callback::TopUpOther => {
+                self.await_amount(user_id).await?;
+                let s = &self.topup.settings;
+                replies.push(send(texts::ask_amount(
+                    lang,
+                    Money::new(s.min_topup),
+                    Money::new(s.max_topup),
+                )));
+            }
+            Callback::Shop => replies.push(self.catalogue(lang).await?),
+            Callback::Buy(product) => replies.push(self.buy(event, lang, product).await?),
+        }
+        Ok(replies)
+    }
+
+    fn amounts(&self, lang: Lang) -> OutboundAction {
+        OutboundAction::SendMessage {
+            text: texts::choose_amount(lang),
+            keyboard: Some(
+                self.topup
+                    .amounts_keyboard(lang, |c| self.signer.sign(&c.encode())),
+            ),
+        }
+    }
+
+    async fn await_amount(&self, user_id: i64) -> Result<(), Failure> {
+        let mut conn = self.conn.clone();
+        redis::cmd("SET")
+            .arg(self.topup.awaiting_key(user_id))
+            .arg(1)
+            .arg("EX")
+            .arg(600)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(transient)
+    }
+
+    /// True once after "Other amount" was pressed: the message is the amount.
+    async fn take_awaiting_amount(&self, user_id: i64) -> Result<bool, Failure> {
+        let mut conn = self.conn.clone();
+        let taken: Option<String> = redis::cmd("GETDEL")
+            .arg(self.topup.awaiting_key(user_id))
+            .query_async(&mut conn)
+            .await
+            .map_err(transient)?;
+        Ok(taken.is_some())
+    }
+
+    async fn catalogue(&self, lang: Lang) -> Result<OutboundAction, Failure> {
+        let db = self.pool.get().await.map_err(transient)?;
+        let products = repo::shop::list_products(&*db).await.map_err(transient)?;
+        if products.is_empty() {
+            return Ok(send(texts::shop_empty(lang)));
+        }
+        let rows = products
+            .iter()
+            .filter(|p| p.stock != Some(0))
+            .map(|p| {
+                vec![Button::Callback {
+                    text: texts::buy_button(&p.title, Money::new(p.price)),
+                    data: self.signer.sign(&Callback::Buy(p.id).encode()),
+                }]
+            })
+            .collect();
+        Ok(OutboundAction::SendMessage {
+            text: texts::catalogue(lang, &products),
+            keyboard: Some(Keyboard { rows }),
+        })
+    }
+
+    /// One transaction: debit, take a stock item, record the order and the ledger line.
+    async fn buy(
+        &self,
+        event: &InboundEvent,
+        lang: Lang,
+        product: i64,
+    ) -> Result<OutboundAction, Failure> {
+        let mut db = self.pool.get().await.map_err(transient)?;
+        let tx = db.transaction().await.map_err(transient)?;
+        let request_key = format!("u{}", event.update_id);
+        let outcome = repo::shop::buy(&tx, &request_key, event.from.id, product)
+            .await
+            .map_err(transient)?;
+        if matches!(outcome, repo::shop::Purchase::Bought { .. }) {
+            tx.commit().await.map_err(transient)?;
+            self.forget_balance(event.from.id).await;
+        } else {
+            tx.rollback().await.map_err(transient)?;
+        }
+        Ok(send(texts::purchase(lang, &outcome)))
+    }
+
+    async fn forget_balance(&self, user_id: i64) {
+        let mut conn = self.conn.clone();
+        let result: redis::RedisResult<()> = redis::cmd("DEL")
+            .arg(balance_cache_key(&self.keys, user_id))
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error.message = %e, "Failed to drop the balance cache.");
+        }
     }
 
     /// Read through a Redis cache that every balance change invalidates.

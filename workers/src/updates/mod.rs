@@ -4,6 +4,7 @@
 
 mod callbacks;
 mod conversation;
+pub mod topup;
 
 pub use callbacks::Callback;
 pub use conversation::{balance_cache_key, blocked_key, Conversation};

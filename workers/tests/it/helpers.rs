@@ -3,6 +3,7 @@ use serde_json::Value;
 use shared::config::{Env, RedisSettings};
 use shared::secret::SecretString;
 use shared::streams::Keys;
+use sim::heleket::{HeleketSim, HeleketSimConfig};
 use sim::{RecordedCall, SimUser, TelegramSim};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,12 +14,15 @@ use tokio_util::sync::CancellationToken;
 pub const BOT_TOKEN: &str = "123456:TEST-token";
 pub const SECRET: &str = "test_webhook_secret";
 pub const WAIT: Duration = Duration::from_secs(20);
+pub const MERCHANT: &str = "3f1c6a2e-7b54-4d2a-9c1e-5a8b7d6e4f30";
+pub const HELEKET_KEY: &str = "test-payment-api-key";
 
 /// The whole system for one test: its own Redis, database, namespace and simulator.
 pub struct TestSystem {
     pub redis: TestRedis,
     pub db: TestDatabase,
     pub sim: TelegramSim,
+    pub heleket: HeleketSim,
     pub keys: Keys,
     pub ingress_url: String,
     pub http: reqwest::Client,
@@ -56,13 +60,22 @@ impl TestSystem {
         let sim = TelegramSim::start("127.0.0.1:0".parse().unwrap())
             .await
             .expect("sim");
+        let mut heleket_config = HeleketSimConfig::new(MERCHANT, SecretString::new(HELEKET_KEY));
+        heleket_config.webhook_backoff = Duration::from_millis(50);
+        let heleket = HeleketSim::start("127.0.0.1:0".parse().unwrap(), heleket_config)
+            .await
+            .expect("heleket sim");
         let namespace = testkit::unique_name("ns");
-        let settings = ingress::Settings::new(
+        let mut settings = ingress::Settings::new(
             RedisSettings::for_url(redis.url(), namespace.clone()),
             ingress::TelegramInput::Webhook {
                 secret: SecretString::new(SECRET),
             },
         );
+        settings.heleket = Some(ingress::HeleketInput {
+            api_key: SecretString::new(HELEKET_KEY),
+            sources: shared::config::WebhookSources::default(),
+        });
         let app = ingress::build(settings).await.expect("ingress");
         let ingress_url = format!("http://{}", app.local_addr());
         let ingress_stop = CancellationToken::new();
@@ -71,6 +84,7 @@ impl TestSystem {
             redis,
             db,
             sim,
+            heleket,
             keys: Keys::new(namespace),
             ingress_url,
             http: reqwest::Client::new(),
@@ -98,7 +112,18 @@ impl TestSystem {
             ("TELEGRAM_CHAT_SEND_RATE", "100".to_owned()),
             ("RATE_LIMIT_PER_MINUTE", "600".to_owned()),
             ("RATE_LIMIT_BURST", "100".to_owned()),
+            ("RATE_LIMIT_EXPENSIVE_PER_MINUTE", "600".to_owned()),
+            ("RATE_LIMIT_EXPENSIVE_BURST", "100".to_owned()),
             ("SHUTDOWN_GRACE_SECS", "5".to_owned()),
+            ("HELEKET_MERCHANT_ID", MERCHANT.to_owned()),
+            ("HELEKET_API_KEY", HELEKET_KEY.to_owned()),
+            ("HELEKET_API_URL", self.heleket.api_url()),
+            ("HELEKET_RETRY_BASE_MS", "10".to_owned()),
+            ("HELEKET_RETRY_MAX_MS", "50".to_owned()),
+            ("HELEKET_TIMEOUT_MS", "2000".to_owned()),
+            ("PUBLIC_URL", self.ingress_url.clone()),
+            ("RECONCILE_AFTER_SECS", "3600".to_owned()),
+            ("RECONCILE_INTERVAL_SECS", "3600".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -169,6 +194,7 @@ impl TestSystem {
         }
         self.ingress_stop.cancel();
         self.sim.clone().shutdown().await;
+        self.heleket.clone().shutdown().await;
         self.db.drop_database().await.expect("drop database");
     }
 }

@@ -3,8 +3,10 @@
 
 mod conversation;
 mod helpers;
+mod payments;
 mod process;
 mod rate_limits;
 mod reliability;
 mod sending;
+mod shop;
 mod streams;

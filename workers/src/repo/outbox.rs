@@ -1,0 +1,48 @@
+//! The transactional outbox: messages written in the same transaction as the change they
+//! announce, published to the outbound stream after commit.
+
+use super::RepoError;
+use shared::outbound::OutboundMessage;
+use tokio_postgres::GenericClient;
+
+/// Queues a message; a second one with the same dedupe key is ignored.
+pub async fn enqueue(db: &impl GenericClient, message: &OutboundMessage) -> Result<(), RepoError> {
+    let json = serde_json::to_value(message).map_err(|e| RepoError::Pool(e.to_string()))?;
+    db.execute(
+        "INSERT INTO outbox (dedupe_key, chat_id, message) VALUES ($1, $2, $3)
+         ON CONFLICT (dedupe_key) DO NOTHING",
+        &[&message.dedupe_key, &message.chat_id, &json],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Unpublished messages, locked so concurrent publishers take different ones.
+pub async fn lock_unpublished(
+    db: &impl GenericClient,
+    limit: i64,
+) -> Result<Vec<(i64, OutboundMessage)>, RepoError> {
+    let rows = db
+        .query(
+            "SELECT id, message FROM outbox WHERE published_at IS NULL
+             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            &[&limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let json: serde_json::Value = r.get(1);
+            serde_json::from_value(json).ok().map(|m| (r.get(0), m))
+        })
+        .collect())
+}
+
+pub async fn mark_published(db: &impl GenericClient, ids: &[i64]) -> Result<(), RepoError> {
+    db.execute(
+        "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",
+        &[&ids],
+    )
+    .await?;
+    Ok(())
+}
