@@ -11,12 +11,15 @@ pub struct Chat {
     pub http: reqwest::Client,
     pub ingress_url: String,
     pub sim_url: String,
+    pub heleket_url: String,
     pub secret: String,
     pub user: SimUser,
     next_update_id: i64,
     seen_seq: u64,
     /// Buttons of the last message with a keyboard: (label, callback data, message id).
     buttons: Vec<(String, Option<String>, i64)>,
+    /// The last invoice page the bot linked to.
+    last_invoice_url: Option<String>,
 }
 
 impl Chat {
@@ -24,6 +27,7 @@ impl Chat {
         http: reqwest::Client,
         ingress_url: String,
         sim_url: String,
+        heleket_url: String,
         secret: String,
         user: SimUser,
     ) -> Self {
@@ -31,16 +35,51 @@ impl Chat {
             http,
             ingress_url,
             sim_url,
+            heleket_url,
             secret,
             user,
-            next_update_id: 1,
+            // Update ids must never repeat (the bot ignores an id it has answered), also
+            // across sandbox runs against the same Redis: start from the clock.
+            next_update_id: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(1),
             seen_seq: 0,
             buttons: Vec::new(),
+            last_invoice_url: None,
         }
+    }
+
+    /// Pays the last invoice at the Heleket simulator, as a payer on its page would; the
+    /// simulator then posts the signed webhook to the ingress.
+    async fn pay(&mut self) -> anyhow::Result<()> {
+        let Some(uuid) = self
+            .last_invoice_url
+            .as_deref()
+            .and_then(|u| u.rsplit('/').next())
+            .map(str::to_owned)
+        else {
+            println!("  (no invoice to pay yet: ask for one with /topup 10)");
+            return Ok(());
+        };
+        println!("  (you pay the invoice on the Heleket page)");
+        let response = self
+            .http
+            .post(format!("{}/_sim/pay", self.heleket_url))
+            .json(&serde_json::json!({"uuid": uuid, "status": "paid"}))
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            println!("  (heleket-sim answered {})", response.status());
+        }
+        self.show_replies(Duration::from_secs(5)).await
     }
 
     /// Sends one line as the user: a button number presses that button.
     pub async fn send(&mut self, line: &str) -> anyhow::Result<()> {
+        if line.trim() == "/pay" {
+            return self.pay().await;
+        }
         let update_id = self.next_update_id;
         self.next_update_id += 1;
         let pressed = line
@@ -55,7 +94,7 @@ impl Chat {
                 sim::updates::callback_query(update_id, &self.user, message_id, &data)
             }
             Some((label, None, _)) => {
-                println!("  (“{label}” is a link button; it opens a page, the bot sees nothing)");
+                println!("  (“{label}” opens the invoice page; type /pay to pay it)");
                 return Ok(());
             }
             None => sim::updates::message_text(update_id, &self.user, line.trim()),
@@ -71,7 +110,7 @@ impl Chat {
             println!("  (ingress answered {})", response.status());
             return Ok(());
         }
-        self.show_replies(Duration::from_secs(3)).await
+        self.show_replies(Duration::from_secs(6)).await
     }
 
     /// Prints what the bot sent, waiting until it has been quiet for a moment.
@@ -91,7 +130,8 @@ impl Chat {
                 .await?;
             if calls.is_empty() {
                 match quiet_since {
-                    Some(t) if t.elapsed() > Duration::from_millis(400) => break,
+                    // The bot sends about one message a second per chat (Telegram's limit).
+                    Some(t) if t.elapsed() > Duration::from_millis(1200) => break,
                     None => quiet_since = Some(tokio::time::Instant::now()),
                     _ => {}
                 }
@@ -127,6 +167,9 @@ impl Chat {
                         let mut line = String::from("    ");
                         for b in row.as_array().into_iter().flatten() {
                             let label = b["text"].as_str().unwrap_or("?").to_owned();
+                            if let Some(url) = b["url"].as_str() {
+                                self.last_invoice_url = Some(url.to_owned());
+                            }
                             let data = b["callback_data"].as_str().map(str::to_owned);
                             self.buttons.push((label.clone(), data, message_id));
                             line.push_str(&format!("[{}] {label}   ", self.buttons.len()));

@@ -14,12 +14,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 const SANDBOX_TOKEN: &str = "100000001:SANDBOX-token-not-for-telegram";
+const SEED: &str = include_str!("../seed.sql");
 const SCRIPT: &[&str] = &[
     "/start",
     "1",
-    "/balance",
+    "/topup 10",
+    "/pay",
+    "/shop",
+    "/buy 1",
     "/history",
-    "hello there",
+    "/balance",
     "/help",
 ];
 
@@ -78,7 +82,9 @@ async fn sandbox(processes: &mut Processes) -> anyhow::Result<()> {
     let database_url = required("DATABASE_URL")?;
     let redis_url = required("REDIS_URL")?;
     let (sim_port, ingress_port, metrics_port) = (free_port()?, free_port()?, free_port()?);
+    let heleket_port = free_port()?;
     let sim_url = format!("http://127.0.0.1:{sim_port}");
+    let heleket_url = format!("http://127.0.0.1:{heleket_port}");
     let ingress_url = format!("http://127.0.0.1:{ingress_port}");
     let secret = format!("sandbox_{}", uuid::Uuid::new_v4().simple());
     let env: Vec<(&str, String)> = vec![
@@ -90,9 +96,29 @@ async fn sandbox(processes: &mut Processes) -> anyhow::Result<()> {
         ("INGRESS_ADDR", format!("127.0.0.1:{ingress_port}")),
         ("WORKER_METRICS_ADDR", format!("127.0.0.1:{metrics_port}")),
         ("SIM_ADDR", format!("127.0.0.1:{sim_port}")),
+        ("HELEKET_SIM_ADDR", format!("127.0.0.1:{heleket_port}")),
+        (
+            "HELEKET_MERCHANT_ID",
+            sim::heleket::SANDBOX_MERCHANT_ID.to_owned(),
+        ),
+        ("HELEKET_API_KEY", sim::heleket::SANDBOX_API_KEY.to_owned()),
+        ("HELEKET_API_URL", heleket_url.clone()),
+        // The simulator posts webhooks from loopback, not from Heleket's address.
+        ("HELEKET_ALLOWED_IPS", String::new()),
+        ("PUBLIC_URL", ingress_url.clone()),
+        // The simulators forget everything when the sandbox stops, so Redis state that
+        // points into them (cached invoice links) must not outlive a run either.
+        (
+            "PAYSTREAM_NAMESPACE",
+            format!("sandbox{}", std::process::id()),
+        ),
+        ("RECONCILE_AFTER_SECS", "60".to_owned()),
+        ("RECONCILE_INTERVAL_SECS", "30".to_owned()),
     ];
     processes.spawn("telegram-sim", "telegram-sim", &[], &env)?;
+    processes.spawn("heleket-sim", "heleket-sim", &[], &env)?;
     processes.run_once("worker", &["migrate"], &env).await?;
+    seed(&env[0].1).await?;
     processes.spawn("ingress", "ingress", &[], &env)?;
     processes.spawn("worker", "worker", &[], &env)?;
     let http = reqwest::Client::builder()
@@ -100,6 +126,7 @@ async fn sandbox(processes: &mut Processes) -> anyhow::Result<()> {
         .build()?;
     let ready = async {
         wait_ready(&http, &format!("{sim_url}/_sim/health"), "telegram-sim").await?;
+        wait_ready(&http, &format!("{heleket_url}/_sim/health"), "heleket-sim").await?;
         wait_ready(&http, &format!("{ingress_url}/readyz"), "ingress").await?;
         wait_ready(
             &http,
@@ -116,13 +143,13 @@ async fn sandbox(processes: &mut Processes) -> anyhow::Result<()> {
     let name = std::env::var("USER").unwrap_or_else(|_| "Operator".to_owned());
     let language = std::env::var("SANDBOX_LANGUAGE").unwrap_or_else(|_| "en".to_owned());
     let user = sim::SimUser::new(1001, name).with_language(language);
-    let mut chat = chat::Chat::new(http, ingress_url, sim_url, secret, user);
+    let mut chat = chat::Chat::new(http, ingress_url, sim_url, heleket_url, secret, user);
     println!(
         "paystream sandbox: ingress, worker and a Telegram simulator are running (logs in {}).",
         log_dir()?.display()
     );
     if std::io::stdin().is_terminal() {
-        println!("You are a Telegram user. Type messages (/start, /balance, /help, …); type a button's number to press it; Ctrl-D or /quit to leave.\n");
+        println!("You are a Telegram user. Type messages (/start, /topup 10, /shop, …); type a button's number to press it; /pay pays the last invoice at the Heleket simulator; Ctrl-D or /quit to leave.\n");
         let mut lines = stdin_lines();
         loop {
             tokio::select! {
@@ -155,6 +182,19 @@ async fn sandbox(processes: &mut Processes) -> anyhow::Result<()> {
         }
     }
     println!("\nStopping.");
+    Ok(())
+}
+
+/// The sandbox catalogue: a few products, one with a stock of keys.
+async fn seed(database_url: &str) -> anyhow::Result<()> {
+    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+        .await
+        .context("Cannot connect to PostgreSQL to seed the shop")?;
+    tokio::spawn(connection);
+    client
+        .batch_execute(SEED)
+        .await
+        .context("Cannot seed the shop")?;
     Ok(())
 }
 

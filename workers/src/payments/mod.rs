@@ -40,7 +40,8 @@ pub struct PaymentEntry {
 
 /// The key of a user's cached unpaid invoice for one amount.
 pub fn invoice_cache_key(keys: &Keys, user_id: i64, amount: &Money) -> String {
-    keys.key(format_args!("invoice:{user_id}:{}", amount.amount()))
+    // Two decimals always: 10, 10.0 and 10.00 are one amount and must be one key.
+    keys.key(format_args!("invoice:{user_id}:{:.2}", amount.amount()))
 }
 
 pub struct PaymentsHandler {

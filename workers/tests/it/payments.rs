@@ -385,3 +385,71 @@ async fn heleket_down_opens_the_circuit_and_it_recovers_on_its_own() {
     assert!(sys.heleket.invoice(&uuid).is_some());
     sys.finish().await;
 }
+
+#[tokio::test]
+async fn asking_again_for_the_same_amount_reuses_the_unpaid_invoice() {
+    let sys = TestSystem::start().await;
+    let ana = user(6010);
+    let first = top_up(&sys, 1, &ana, "10").await;
+    let again = top_up(&sys, 2, &ana, "10.00").await;
+    assert_eq!(first, again, "same link while unpaid");
+    let other = top_up(&sys, 3, &ana, "20").await;
+    assert_ne!(first, other);
+    assert_eq!(sys.heleket.invoices().len(), 2);
+    sys.heleket
+        .pay(&first, PayOptions::default())
+        .await
+        .unwrap();
+    wait_for_notices(&sys, 6010, 1).await;
+    let after_payment = top_up(&sys, 4, &ana, "10").await;
+    assert_ne!(first, after_payment, "a paid invoice is not offered again");
+    sys.finish().await;
+}
+
+/// Only one reconciliation pass runs at a time across all copies.
+#[tokio::test]
+async fn a_reconciler_pass_waits_for_the_lease() {
+    let sys = TestSystem::start_without_workers().await;
+    let env: Vec<(String, String)> = sys.worker_env(&[("RECONCILE_AFTER_SECS", "0")]);
+    let env = shared::config::Env::from_pairs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let settings = workers::Settings::from_env(&env, None).unwrap();
+    let conn = shared::redis_conn::connect(&settings.redis).unwrap();
+    let reconciler = || workers::payments::Reconciler {
+        pool: workers::db::pool(&settings.database_url, 2).unwrap(),
+        conn: conn.clone(),
+        keys: sys.keys.clone(),
+        client: settings.heleket.as_ref().unwrap().client().unwrap(),
+        settings: settings.payments.clone(),
+        metrics: workers::metrics::Metrics::new(),
+    };
+    let lease = sys.keys.key(format_args!("reconciler:lease"));
+    let mut redis = sys.redis().await;
+    let _: () = redis::cmd("SET")
+        .arg(&lease)
+        .arg("another-copy")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(
+        reconciler().pass_if_leader().await.unwrap(),
+        None,
+        "another copy holds the lease"
+    );
+    let _: () = redis::cmd("DEL")
+        .arg(&lease)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let free = reconciler();
+    assert!(
+        free.pass_if_leader().await.unwrap().is_some(),
+        "a free lease is taken"
+    );
+    let held: Option<String> = redis::cmd("GET")
+        .arg(&lease)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(held, None, "released after the pass");
+    sys.finish().await;
+}
