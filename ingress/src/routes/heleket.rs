@@ -47,7 +47,13 @@ pub(super) async fn webhook(
     }
     let event = webhook::verify(&body, &hook.api_key)?;
     Span::current().record("payment_uuid", event.uuid.as_str());
-    let payload = serde_json::to_vec(&event).map_err(IngressError::Encode)?;
+    let entry = webhook::PaymentStreamEntry {
+        event,
+        source: None,
+        // Verified JSON, hence UTF-8; kept verbatim for the audit trail.
+        raw: Some(String::from_utf8_lossy(&body).into_owned()),
+    };
+    let payload = serde_json::to_vec(&entry).map_err(IngressError::Encode)?;
     append(state, &hook.stream, &payload).await
 }
 

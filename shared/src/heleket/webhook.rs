@@ -22,6 +22,19 @@ pub enum WebhookError {
     Malformed(String),
 }
 
+/// An entry of the payments stream: the verified event, who saw it, and (from the ingress)
+/// the body exactly as Heleket sent it, for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentStreamEntry {
+    #[serde(flatten)]
+    pub event: WebhookEvent,
+    /// `webhook` when absent; `reconciler` for what `payment/info` reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+}
+
 /// A verified payment (or static wallet) webhook, as the ingress appends it to the payments
 /// stream. Amounts stay the decimal strings Heleket sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

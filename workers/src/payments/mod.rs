@@ -18,8 +18,6 @@ use crate::texts::{self, Lang};
 use crate::updates::balance_cache_key;
 use policy::{decide, Reported, Step, Stored};
 use redis::aio::ConnectionManager;
-use serde::{Deserialize, Serialize};
-use shared::heleket::webhook::WebhookEvent;
 use shared::money::Money;
 use shared::outbound::{OutboundAction, OutboundMessage};
 use shared::streams::Keys;
@@ -28,15 +26,7 @@ use std::sync::Arc;
 use tracing::Instrument;
 use uuid::Uuid;
 
-/// One entry of the payments stream: Heleket's event, and who saw it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PaymentEntry {
-    #[serde(flatten)]
-    pub event: WebhookEvent,
-    /// `webhook` (absent) or `reconciler`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-}
+pub use shared::heleket::webhook::PaymentStreamEntry as PaymentEntry;
 
 /// The key of a user's cached unpaid invoice for one amount.
 pub fn invoice_cache_key(keys: &Keys, user_id: i64, amount: &Money) -> String {
@@ -74,7 +64,15 @@ impl PaymentsHandler {
     async fn apply(&self, entry: &PaymentEntry, invoice_uuid: Uuid) -> Result<Applied, Failure> {
         let event = &entry.event;
         let source = entry.source.as_deref().unwrap_or("webhook");
-        let payload = serde_json::to_value(event).map_err(|e| Failure::Permanent(e.to_string()))?;
+        // The body as Heleket sent it when we have it; what payment/info said otherwise.
+        let payload = match entry
+            .raw
+            .as_deref()
+            .map(serde_json::from_str::<serde_json::Value>)
+        {
+            Some(Ok(raw)) => raw,
+            _ => serde_json::to_value(event).map_err(|e| Failure::Permanent(e.to_string()))?,
+        };
         let mut client = self.pool.get().await.map_err(transient)?;
         let tx = client.transaction().await.map_err(transient)?;
         let status = event.status.as_str();

@@ -154,6 +154,7 @@ impl Reconciler {
                 additional_data: invoice.additional_data.clone(),
             },
             source: Some("reconciler".to_owned()),
+            raw: serde_json::to_string(invoice).ok(),
         };
         let mut conn = self.conn.clone();
         let _: String = redis::cmd("XADD")

@@ -84,6 +84,13 @@ async fn a_paid_invoice_is_credited_once_with_one_notification() {
     sys.say(2, &ana, "/balance").await;
     let sent = sys.wait_for_sends(6001, 3).await;
     assert_eq!(text_of(&sent[2]), "Balance: 10.00 USD");
+    // The audit trail holds the body as Heleket sent it, signature included.
+    let verbatim = count(
+        &sys,
+        "SELECT count(*) FROM payment_events WHERE payload ? 'sign' AND outcome = 'credited'",
+    )
+    .await;
+    assert_eq!(verbatim, 1);
     sys.finish().await;
 }
 
