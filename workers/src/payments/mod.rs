@@ -48,12 +48,27 @@ pub struct PaymentsHandler {
 /// What applying an event did, for the caches and the log.
 struct Applied {
     outcome: &'static str,
+    /// The user credited and the invoice amount: whose caches went stale.
     credited: Option<(i64, Money)>,
 }
 
-fn parked(outcome: &'static str, reason: String) -> (&'static str, String) {
+/// Records why an event was not applied (kept for a person to look at), and commits.
+async fn park(
+    tx: tokio_postgres::Transaction<'_>,
+    invoice_uuid: Uuid,
+    status: &str,
+    outcome: &'static str,
+    reason: String,
+) -> Result<Applied, Failure> {
     tracing::warn!(%reason, outcome, "Payment event parked for inspection.");
-    (outcome, reason)
+    repo::payments::set_event_outcome(&tx, invoice_uuid, status, outcome, Some(&reason))
+        .await
+        .map_err(transient)?;
+    tx.commit().await.map_err(transient)?;
+    Ok(Applied {
+        outcome,
+        credited: None,
+    })
 }
 
 fn transient(e: impl std::fmt::Display) -> Failure {
@@ -97,35 +112,15 @@ impl PaymentsHandler {
             .await
             .map_err(transient)?
         else {
-            let (outcome, reason) = parked(
-                "unknown_invoice",
-                format!("no invoice with order_id {:?}", event.order_id),
-            );
-            repo::payments::set_event_outcome(&tx, invoice_uuid, status, outcome, Some(&reason))
-                .await
-                .map_err(transient)?;
-            tx.commit().await.map_err(transient)?;
-            return Ok(Applied {
-                outcome,
-                credited: None,
-            });
+            let reason = format!("no invoice with order_id {:?}", event.order_id);
+            return park(tx, invoice_uuid, status, "unknown_invoice", reason).await;
         };
         if payment
             .invoice_uuid
             .is_some_and(|known| known != invoice_uuid)
         {
-            let (outcome, reason) = parked(
-                "mismatch",
-                "invoice uuid differs from the one Heleket gave us".to_owned(),
-            );
-            repo::payments::set_event_outcome(&tx, invoice_uuid, status, outcome, Some(&reason))
-                .await
-                .map_err(transient)?;
-            tx.commit().await.map_err(transient)?;
-            return Ok(Applied {
-                outcome,
-                credited: None,
-            });
+            let reason = "invoice uuid differs from the one Heleket gave us".to_owned();
+            return park(tx, invoice_uuid, status, "mismatch", reason).await;
         }
         let stored = Stored {
             status: &payment.status,
@@ -163,17 +158,7 @@ impl PaymentsHandler {
                         .await
                         .map_err(transient)?;
                 }
-                let (outcome, reason) = parked("mismatch", reason);
-                repo::payments::set_event_outcome(
-                    &tx,
-                    invoice_uuid,
-                    status,
-                    outcome,
-                    Some(&reason),
-                )
-                .await
-                .map_err(transient)?;
-                applied.outcome = outcome;
+                return park(tx, invoice_uuid, status, "mismatch", reason).await;
             }
             Step::Move { credit } => {
                 repo::payments::set_status(&tx, &payment.order_id, invoice_uuid, status)
