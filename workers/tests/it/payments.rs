@@ -460,3 +460,89 @@ async fn a_reconciler_pass_waits_for_the_lease() {
     assert_eq!(held, None, "released after the pass");
     sys.finish().await;
 }
+
+fn button_data(call: &sim::RecordedCall, label: &str) -> String {
+    call.params["reply_markup"]["inline_keyboard"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap())
+        .find(|b| b["text"].as_str().unwrap().contains(label))
+        .and_then(|b| b["callback_data"].as_str())
+        .unwrap_or_else(|| panic!("no {label:?} button in {}", call.params))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn top_up_buttons_preset_and_other_amount() {
+    let sys = TestSystem::start().await;
+    let ana = user(6011);
+    sys.say(1, &ana, "/start").await;
+    let sent = sys.wait_for_sends(6011, 1).await;
+    let system = &sys;
+    let press = |id: i64, data: String| {
+        let update = sim::updates::callback_query(id, &ana, 1, &data);
+        async move { assert_eq!(system.post_update(&update).await, reqwest::StatusCode::OK) }
+    };
+    press(2, button_data(&sent[0], "Top up")).await;
+    let sent = sys.wait_for_sends(6011, 2).await;
+    assert_eq!(text_of(&sent[1]), "How much would you like to top up?");
+    press(3, button_data(&sent[1], "25.00 USD")).await;
+    let sent = sys.wait_for_sends(6011, 3).await;
+    assert!(
+        text_of(&sent[2]).starts_with("Invoice for 25.00 USD"),
+        "{}",
+        text_of(&sent[2])
+    );
+    press(4, button_data(&sent[1], "Other amount")).await;
+    let sent = sys.wait_for_sends(6011, 4).await;
+    assert!(text_of(&sent[3]).starts_with("Send the amount in USD"));
+    sys.say(5, &ana, "12,75").await;
+    let sent = sys.wait_for_sends(6011, 5).await;
+    assert!(
+        text_of(&sent[4]).starts_with("Invoice for 12.75 USD"),
+        "{}",
+        text_of(&sent[4])
+    );
+    // The next plain message is a message again, not an amount.
+    sys.say(6, &ana, "13").await;
+    let sent = sys.wait_for_sends(6011, 6).await;
+    assert!(text_of(&sent[5]).starts_with("What I can do:"));
+    let amounts: Vec<String> = sys
+        .heleket
+        .invoices()
+        .into_iter()
+        .map(|i| i.amount)
+        .collect();
+    assert_eq!(amounts.len(), 2);
+    assert!(amounts.contains(&"25.00".to_owned()) && amounts.contains(&"12.75".to_owned()));
+    sys.finish().await;
+}
+
+#[tokio::test]
+async fn an_expired_invoice_is_closed_and_credits_nothing() {
+    let sys = TestSystem::start().await;
+    let ana = user(6012);
+    let uuid = top_up(&sys, 1, &ana, "10").await;
+    sys.heleket.expire(&uuid).expect("invoice expires");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let closed = count(
+            &sys,
+            "SELECT count(*) FROM payments WHERE order_id = 'tu6012_1' AND status = 'cancel'",
+        )
+        .await;
+        if closed == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never closed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Paying after expiry changes nothing either: the invoice is final.
+    let late = signed_webhook(&uuid, "tu6012_1", "paid", "10.00");
+    assert_eq!(post_webhook(&sys, &late).await, reqwest::StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(balance(&sys, 6012).await, Decimal::ZERO);
+    assert!(notices(&sys, 6012).is_empty());
+    sys.finish().await;
+}
