@@ -2,6 +2,7 @@
 //! and the load generator talk to a simulator they did not start in-process).
 
 use hyper::Method;
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::faults::Fault;
@@ -15,31 +16,31 @@ pub(crate) fn handle(
     body: &[u8],
 ) -> (u16, Value) {
     match (method, endpoint) {
-        (&Method::GET, "health") => (200, json!({"ok": true})),
+        (&Method::GET, "health") => ok(),
         (&Method::GET, "calls") => match calls_query(query) {
             Ok((since, chat_id)) => (200, json!(state.calls_since(since, chat_id))),
             Err(reason) => (400, json!({"ok": false, "description": reason})),
         },
         (&Method::GET, "violations") => (200, json!(state.violations())),
-        (&Method::POST, "faults") => match parse_faults(body) {
-            Ok(faults) => {
-                faults.into_iter().for_each(|f| state.apply(f));
-                (200, json!({"ok": true}))
-            }
-            Err(e) => (
-                400,
-                json!({"ok": false, "description": format!("invalid fault: {e}")}),
-            ),
-        },
+        (&Method::POST, "faults") => apply_faults(body, |f: Fault| state.apply(f)),
         (&Method::POST, "reset") => {
             state.reset();
-            (200, json!({"ok": true}))
+            ok()
         }
-        _ => (
-            404,
-            json!({"ok": false, "description": "unknown control endpoint"}),
-        ),
+        _ => unknown_endpoint(),
     }
+}
+
+/// The answer of a control call that has nothing more to say.
+pub(crate) fn ok() -> (u16, Value) {
+    (200, json!({"ok": true}))
+}
+
+pub(crate) fn unknown_endpoint() -> (u16, Value) {
+    (
+        404,
+        json!({"ok": false, "description": "unknown control endpoint"}),
+    )
 }
 
 /// `since` is exclusive (the last `seq` already seen); `chat_id` narrows to one chat.
@@ -58,9 +59,24 @@ fn calls_query(query: Option<&str>) -> Result<(u64, Option<i64>), String> {
     Ok((since, chat_id))
 }
 
-/// One fault or a list of them, so a scenario can be set up in one request. Decoding the two
-/// shapes separately keeps serde's precise error (an untagged enum would hide it).
-fn parse_faults(body: &[u8]) -> serde_json::Result<Vec<Fault>> {
+/// `POST /_sim/faults` of either simulator: one fault or a list of them, so a scenario can
+/// be set up in one request; all are applied, or none when the body does not decode.
+pub(crate) fn apply_faults<F: DeserializeOwned>(body: &[u8], apply: impl Fn(F)) -> (u16, Value) {
+    match parse_faults(body) {
+        Ok(faults) => {
+            faults.into_iter().for_each(apply);
+            ok()
+        }
+        Err(e) => (
+            400,
+            json!({"ok": false, "description": format!("invalid fault: {e}")}),
+        ),
+    }
+}
+
+/// Decoding the two shapes separately keeps serde's precise error (an untagged enum would
+/// hide it).
+fn parse_faults<F: DeserializeOwned>(body: &[u8]) -> serde_json::Result<Vec<F>> {
     let value: Value = serde_json::from_slice(body)?;
     if value.is_array() {
         serde_json::from_value(value)

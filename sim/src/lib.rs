@@ -10,17 +10,18 @@ mod faults;
 pub mod heleket;
 mod markup;
 mod methods;
+#[doc(hidden)]
+pub mod process;
 mod server;
 mod state;
 pub mod updates;
+mod wait;
 mod world;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use anyhow::Context;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -73,12 +74,7 @@ impl TelegramSim {
     }
 
     pub async fn start_with(addr: SocketAddr, config: SimConfig) -> anyhow::Result<TelegramSim> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("Failed to bind the Telegram simulator to {addr}"))?;
-        let addr = listener
-            .local_addr()
-            .context("Failed to read the simulator's bound address")?;
+        let (listener, addr) = wait::bind(addr, "Telegram").await?;
         let state = Arc::new(state::State::new(config));
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(server::run(listener, state.clone(), stopped));
@@ -128,28 +124,13 @@ impl TelegramSim {
     where
         F: Fn(&[RecordedCall]) -> bool,
     {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            // Registered before looking, so a call recorded in between still wakes us.
-            let changed = self.state.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            let calls = self.calls();
-            if done(&calls) {
-                return Ok(calls);
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                let calls = self.calls();
-                if done(&calls) {
-                    return Ok(calls);
-                }
-                return Err(WaitTimeout {
-                    waited: timeout,
-                    summary: summarize(&calls),
-                    calls,
-                });
-            }
-        }
+        wait::wait_until(&self.state.changed, timeout, || self.calls(), done)
+            .await
+            .map_err(|calls| WaitTimeout {
+                waited: timeout,
+                summary: summarize(&calls),
+                calls,
+            })
     }
 
     pub fn apply_fault(&self, fault: Fault) {
@@ -213,31 +194,14 @@ impl TelegramSim {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(task) = task {
-            if let Err(error) = task.await {
-                tracing::warn!(%error, "Telegram simulator task failed.");
-            }
-        }
+        wait::join(task, "Telegram").await;
     }
 }
 
 /// The last calls in one line, enough to see why a wait failed.
 fn summarize(calls: &[RecordedCall]) -> String {
-    const SHOWN: usize = 10;
-    let skipped = calls.len().saturating_sub(SHOWN);
-    let mut parts: Vec<String> = calls[skipped..]
-        .iter()
-        .map(|c| match c.chat_id {
-            Some(chat) => format!("#{} {}({chat})={}", c.seq, c.method, c.status),
-            None => format!("#{} {}={}", c.seq, c.method, c.status),
-        })
-        .collect();
-    if skipped > 0 {
-        parts.insert(0, format!("… {skipped} earlier"));
-    }
-    if parts.is_empty() {
-        "none".to_owned()
-    } else {
-        parts.join(", ")
-    }
+    wait::summarize(calls, |c| match c.chat_id {
+        Some(chat) => format!("#{} {}({chat})={}", c.seq, c.method, c.status),
+        None => format!("#{} {}={}", c.seq, c.method, c.status),
+    })
 }

@@ -5,6 +5,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sim::{Fault, RateLimits, RecordedCall, TelegramSim};
 
+mod common;
+use common::control;
+
 const TOKEN: &str = "5550001:TEST-token";
 const CHAT: i64 = 123_456_789;
 
@@ -32,21 +35,6 @@ async fn send(sim: &TelegramSim, chat_id: i64, text: &str) -> (u16, Value) {
         json!({"chat_id": chat_id, "text": text}),
     )
     .await
-}
-
-async fn control(
-    sim: &TelegramSim,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request =
-        reqwest::Client::new().request(method, format!("{}/_sim/{path}", sim.api_url()));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
 }
 
 fn bad_request(description: &str) -> Value {

@@ -22,6 +22,9 @@ use shared::secret::SecretString;
 use sim::heleket::{ApiFault, HeleketSim, HeleketSimConfig, PayOptions};
 use tokio::net::TcpListener;
 
+mod common;
+use common::control;
+
 const MERCHANT: &str = "c26b80a8-4bd0-4e5b-8c8a-3e7b1d1f0a11";
 const KEY: &str = "TEST-payment-key-not-real-0123456789abcdef";
 
@@ -180,21 +183,6 @@ async fn create(sim: &HeleketSim, body: Value) -> Value {
 
 async fn info(sim: &HeleketSim, body: Value) -> (u16, Value) {
     api(sim, "/v1/payment/info", &body).await
-}
-
-async fn control(
-    sim: &HeleketSim,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request =
-        reqwest::Client::new().request(method, format!("{}/_sim/{path}", sim.api_url()));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
 }
 
 /// A webhook receiver answering 500 to its first `fail_first` requests, 200 after.

@@ -8,8 +8,7 @@ use anyhow::{bail, Context};
 use rust_decimal::Decimal;
 use shared::secret::SecretString;
 use sim::heleket::{HeleketSim, HeleketSimConfig, SANDBOX_API_KEY, SANDBOX_MERCHANT_ID};
-use tokio::signal::unix::{signal, SignalKind};
-use tracing_subscriber::EnvFilter;
+use sim::process::{self, StopSignal};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:8082";
 
@@ -27,13 +26,7 @@ const USAGE: &str =
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("heleket-sim: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    process::exit_code("heleket-sim", run().await)
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -42,18 +35,9 @@ async fn run() -> anyhow::Result<()> {
         println!("{USAGE}");
         return Ok(());
     };
-    // Installed before the signal arrives, so an early SIGTERM still exits cleanly.
-    let mut terminate = signal(SignalKind::terminate()).context("Failed to listen for SIGTERM")?;
+    let stop = StopSignal::install()?;
     let sim = HeleketSim::start(addr, config).await?;
-    println!("heleket-sim listening on {}", sim.local_addr());
-
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stdout)
-        .init();
+    process::announce("heleket-sim", sim.local_addr());
     tracing::info!(
         addr = %sim.local_addr(),
         merchant = sim.merchant_id(),
@@ -61,10 +45,7 @@ async fn run() -> anyhow::Result<()> {
         "Heleket simulator started."
     );
 
-    tokio::select! {
-        _ = terminate.recv() => {}
-        result = tokio::signal::ctrl_c() => result.context("Failed to listen for SIGINT")?,
-    }
+    stop.wait().await?;
     tracing::info!("Stopping the Heleket simulator.");
     sim.shutdown().await;
     Ok(())
@@ -101,10 +82,7 @@ fn parse_args(
             other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
     }
-    let addr = addr
-        .parse()
-        .with_context(|| format!("invalid listen address {addr:?} (want HOST:PORT)"))?;
-    Ok(Some((addr, config)))
+    Ok(Some((process::listen_addr(&addr)?, config)))
 }
 
 #[cfg(test)]

@@ -4,9 +4,8 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+use sim::process::{self, StopSignal};
 use sim::{SimConfig, TelegramSim};
-use tokio::signal::unix::{signal, SignalKind};
-use tracing_subscriber::EnvFilter;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:8081";
 
@@ -20,13 +19,7 @@ const USAGE: &str = "usage: telegram-sim [--addr HOST:PORT] [--enforce-limits]
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("telegram-sim: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    process::exit_code("telegram-sim", run().await)
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -36,24 +29,12 @@ async fn run() -> anyhow::Result<()> {
         println!("{USAGE}");
         return Ok(());
     };
-    // Installed before the signal arrives, so an early SIGTERM still exits cleanly.
-    let mut terminate = signal(SignalKind::terminate()).context("Failed to listen for SIGTERM")?;
+    let stop = StopSignal::install()?;
     let sim = TelegramSim::start_with(addr, config).await?;
-    println!("telegram-sim listening on {}", sim.local_addr());
-
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stdout)
-        .init();
+    process::announce("telegram-sim", sim.local_addr());
     tracing::info!(addr = %sim.local_addr(), "Telegram simulator started.");
 
-    tokio::select! {
-        _ = terminate.recv() => {}
-        result = tokio::signal::ctrl_c() => result.context("Failed to listen for SIGINT")?,
-    }
+    stop.wait().await?;
     tracing::info!("Stopping the Telegram simulator.");
     sim.shutdown().await;
     Ok(())
@@ -88,10 +69,7 @@ fn parse_args(
             other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
     }
-    let addr = addr
-        .parse()
-        .with_context(|| format!("invalid listen address {addr:?} (want HOST:PORT)"))?;
-    Ok(Some((addr, config)))
+    Ok(Some((process::listen_addr(&addr)?, config)))
 }
 
 #[cfg(test)]

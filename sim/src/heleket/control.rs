@@ -12,6 +12,7 @@ use super::faults::ApiFault;
 use super::pay::{self, PayOptions};
 use super::state::State;
 use super::validate::Lookup;
+use crate::control::{apply_faults, ok, unknown_endpoint};
 
 pub(crate) async fn handle(
     state: &Arc<State>,
@@ -22,7 +23,7 @@ pub(crate) async fn handle(
 ) -> (u16, Value) {
     let q = Query::parse(query);
     match (method, endpoint) {
-        (&Method::GET, "health") => (200, json!({"ok": true})),
+        (&Method::GET, "health") => ok(),
         (&Method::GET, "invoices") => {
             let mut invoices = state.invoices();
             if let Some(order_id) = q.order_id.as_deref() {
@@ -49,13 +50,7 @@ pub(crate) async fn handle(
             Ok(uuid) => (200, json!({"ok": true, "invoice": state.expire(&uuid)})),
             Err(e) => e,
         },
-        (&Method::POST, "faults") => match parse_faults(body) {
-            Ok(faults) => {
-                faults.into_iter().for_each(|f| state.apply(f));
-                (200, json!({"ok": true}))
-            }
-            Err(e) => bad(format!("invalid fault: {e}")),
-        },
+        (&Method::POST, "faults") => apply_faults(body, |f: ApiFault| state.apply(f)),
         (&Method::POST, "clock") => {
             let secs = serde_json::from_slice::<Value>(body)
                 .ok()
@@ -70,12 +65,9 @@ pub(crate) async fn handle(
         }
         (&Method::POST, "reset") => {
             state.reset();
-            (200, json!({"ok": true}))
+            ok()
         }
-        _ => (
-            404,
-            json!({"ok": false, "description": "unknown control endpoint"}),
-        ),
+        _ => unknown_endpoint(),
     }
 }
 
@@ -155,15 +147,5 @@ impl Query {
         self.since
             .as_deref()
             .map_or(Ok(0), |s| s.parse().map_err(|_| format!("bad since: {s}")))
-    }
-}
-
-/// One fault or a list of them, decoded separately to keep serde's precise error.
-fn parse_faults(body: &[u8]) -> serde_json::Result<Vec<ApiFault>> {
-    let value: Value = serde_json::from_slice(body)?;
-    if value.is_array() {
-        serde_json::from_value(value)
-    } else {
-        serde_json::from_value(value).map(|f| vec![f])
     }
 }

@@ -26,7 +26,6 @@ use std::time::Duration;
 use anyhow::Context;
 use rust_decimal::Decimal;
 use shared::secret::SecretString;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::DropGuard;
 
@@ -130,12 +129,7 @@ pub struct WaitTimeout {
 impl HeleketSim {
     /// Binds `addr` (use `127.0.0.1:0` in tests) and serves in background tasks.
     pub async fn start(addr: SocketAddr, config: HeleketSimConfig) -> anyhow::Result<HeleketSim> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("Failed to bind the Heleket simulator to {addr}"))?;
-        let addr = listener
-            .local_addr()
-            .context("Failed to read the simulator's bound address")?;
+        let (listener, addr) = crate::wait::bind(addr, "Heleket").await?;
         let http = reqwest::Client::builder()
             .timeout(config.webhook_timeout)
             // Webhooks go to local receivers; a proxy from the environment must not intercept.
@@ -252,28 +246,13 @@ impl HeleketSim {
     where
         F: Fn(&[DeliveryRecord]) -> bool,
     {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            // Registered before looking, so a delivery recorded in between still wakes us.
-            let changed = self.state.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            let deliveries = self.deliveries();
-            if done(&deliveries) {
-                return Ok(deliveries);
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                let deliveries = self.deliveries();
-                if done(&deliveries) {
-                    return Ok(deliveries);
-                }
-                return Err(WaitTimeout {
-                    waited: timeout,
-                    summary: summarize(&deliveries),
-                    deliveries,
-                });
-            }
-        }
+        crate::wait::wait_until(&self.state.changed, timeout, || self.deliveries(), done)
+            .await
+            .map_err(|deliveries| WaitTimeout {
+                waited: timeout,
+                summary: summarize(&deliveries),
+                deliveries,
+            })
     }
 
     pub fn apply_fault(&self, fault: ApiFault) {
@@ -328,11 +307,7 @@ impl HeleketSim {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         );
-        for task in tasks {
-            if let Err(error) = task.await {
-                tracing::warn!(%error, "Heleket simulator task failed.");
-            }
-        }
+        crate::wait::join(tasks, "Heleket").await;
     }
 }
 
@@ -360,26 +335,13 @@ fn millis(d: Duration) -> u64 {
 
 /// The last deliveries in one line, enough to see why a wait failed.
 fn summarize(deliveries: &[DeliveryRecord]) -> String {
-    const SHOWN: usize = 10;
-    let skipped = deliveries.len().saturating_sub(SHOWN);
-    let mut parts: Vec<String> = deliveries[skipped..]
-        .iter()
-        .map(|d| {
-            let answer = d
-                .http_status
-                .map_or_else(|| d.error.clone().unwrap_or_default(), |s| s.to_string());
-            format!(
-                "#{} {} {} try {}={answer}",
-                d.seq, d.order_id, d.status, d.attempt
-            )
-        })
-        .collect();
-    if skipped > 0 {
-        parts.insert(0, format!("… {skipped} earlier"));
-    }
-    if parts.is_empty() {
-        "none".to_owned()
-    } else {
-        parts.join(", ")
-    }
+    crate::wait::summarize(deliveries, |d| {
+        let answer = d
+            .http_status
+            .map_or_else(|| d.error.clone().unwrap_or_default(), |s| s.to_string());
+        format!(
+            "#{} {} {} try {}={answer}",
+            d.seq, d.order_id, d.status, d.attempt
+        )
+    })
 }
