@@ -223,6 +223,7 @@ async fn payments(args: &Args) -> anyhow::Result<bool> {
     let mut watched: Vec<(String, u32)> = args.cpu.clone();
     watched.push(("loadtest".to_owned(), std::process::id()));
     let cpu_before: Vec<u64> = watched.iter().map(|(_, pid)| tree_ticks(*pid)).collect();
+    let machine_before = machine_busy_ticks();
     let started_wall = SystemTime::now();
     let started = Instant::now();
     let watcher = tokio::spawn(watch_credits(
@@ -235,6 +236,7 @@ async fn payments(args: &Args) -> anyhow::Result<bool> {
     let load_secs = load.finished.duration_since(started).as_secs_f64();
     let watch = watcher.await.context("credit watcher panicked")??;
     let window = started.elapsed().as_secs_f64();
+    let machine_busy = machine_busy_ticks().saturating_sub(machine_before) as f64 / CLOCK_TICKS;
     let cpu: Vec<(String, f64)> = watched
         .iter()
         .zip(cpu_before)
@@ -324,6 +326,12 @@ async fn payments(args: &Args) -> anyhow::Result<bool> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let ours: f64 = cpu.iter().map(|c| c.1).sum();
+    println!(
+        "  whole machine busy {machine_busy:.2} CPU-s ({:.0} %), of which outside the processes above {:.2} s",
+        100.0 * machine_busy / (window * cores() as f64),
+        (machine_busy - ours).max(0.0)
+    );
     audit.print(n as i64);
 
     let ok = all_200 && watch.done_at.is_some() && audit.ok(n as i64);
@@ -352,6 +360,7 @@ async fn payments(args: &Args) -> anyhow::Result<bool> {
             "credits_per_sec_db": credits_per_sec_db,
             "credited_by_second": by_second,
             "cpu_window_secs": window,
+            "machine_busy_cpu_secs": machine_busy,
             "cpu_secs": cpu.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "audit": audit.to_json(),
             "pass": ok,
@@ -626,6 +635,27 @@ const CLOCK_TICKS: f64 = 100.0;
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Ticks every CPU spent neither idle nor waiting for I/O, from the first line of /proc/stat.
+fn machine_busy_ticks() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0;
+    };
+    let Some(line) = stat.lines().next() else {
+        return 0;
+    };
+    // cpu user nice system idle iowait irq softirq steal (guest time is inside user).
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    if f.len() < 8 {
+        return 0;
+    }
+    f.iter().sum::<u64>() - f[3] - f[4]
 }
 
 /// (ppid, utime + stime + cutime + cstime) from /proc/PID/stat.
