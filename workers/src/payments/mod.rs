@@ -52,23 +52,24 @@ struct Applied {
     credited: Option<(i64, Money)>,
 }
 
-/// Records why an event was not applied (kept for a person to look at), and commits.
-async fn park(
-    tx: tokio_postgres::Transaction<'_>,
-    invoice_uuid: Uuid,
-    status: &str,
+/// What an event does to its invoice, decided before anything is written.
+struct Verdict {
     outcome: &'static str,
-    reason: String,
-) -> Result<Applied, Failure> {
-    tracing::warn!(%reason, outcome, "Payment event parked for inspection.");
-    repo::payments::set_event_outcome(&tx, invoice_uuid, status, outcome, Some(&reason))
-        .await
-        .map_err(transient)?;
-    tx.commit().await.map_err(transient)?;
-    Ok(Applied {
-        outcome,
-        credited: None,
-    })
+    reason: Option<String>,
+    /// The status the invoice moves to, if any.
+    new_status: Option<String>,
+    credit: Option<rust_decimal::Decimal>,
+}
+
+impl Verdict {
+    fn parked(outcome: &'static str, reason: String, new_status: Option<String>) -> Self {
+        Verdict {
+            outcome,
+            reason: Some(reason),
+            new_status,
+            credit: None,
+        }
+    }
 }
 
 fn transient(e: impl std::fmt::Display) -> Failure {
@@ -76,51 +77,22 @@ fn transient(e: impl std::fmt::Display) -> Failure {
 }
 
 impl PaymentsHandler {
-    async fn apply(&self, entry: &PaymentEntry, invoice_uuid: Uuid) -> Result<Applied, Failure> {
-        let event = &entry.event;
-        let source = entry.source.as_deref().unwrap_or("webhook");
-        // The body as Heleket sent it when we have it; what payment/info said otherwise.
-        let payload = match entry
-            .raw
-            .as_deref()
-            .map(serde_json::from_str::<serde_json::Value>)
-        {
-            Some(Ok(raw)) => raw,
-            _ => serde_json::to_value(event).map_err(|e| Failure::Permanent(e.to_string()))?,
-        };
-        let mut client = self.pool.get().await.map_err(transient)?;
-        let tx = client.transaction().await.map_err(transient)?;
-        let status = event.status.as_str();
-        let fresh = repo::payments::record_event(
-            &tx,
-            invoice_uuid,
-            &event.order_id,
-            status,
-            source,
-            &payload,
-        )
-        .await
-        .map_err(transient)?;
-        if !fresh {
-            tx.commit().await.map_err(transient)?;
-            return Ok(Applied {
-                outcome: "replay",
-                credited: None,
-            });
-        }
-        let Some(payment) = repo::payments::lock_by_order(&tx, &event.order_id)
-            .await
-            .map_err(transient)?
-        else {
+    fn judge(
+        &self,
+        payment: Option<&repo::payments::Payment>,
+        invoice_uuid: Uuid,
+        event: &shared::heleket::webhook::WebhookEvent,
+    ) -> Verdict {
+        let Some(payment) = payment else {
             let reason = format!("no invoice with order_id {:?}", event.order_id);
-            return park(tx, invoice_uuid, status, "unknown_invoice", reason).await;
+            return Verdict::parked("unknown_invoice", reason, None);
         };
         if payment
             .invoice_uuid
             .is_some_and(|known| known != invoice_uuid)
         {
             let reason = "invoice uuid differs from the one Heleket gave us".to_owned();
-            return park(tx, invoice_uuid, status, "mismatch", reason).await;
+            return Verdict::parked("mismatch", reason, None);
         }
         let stored = Stored {
             status: &payment.status,
@@ -134,49 +106,96 @@ impl PaymentsHandler {
             payment_amount_usd: event.payment_amount_usd.as_deref(),
             merchant_amount: event.merchant_amount.as_deref(),
         };
+        match decide(&stored, &event.status, &reported, self.policy) {
+            Step::Ignore { reason } => Verdict {
+                outcome: "ignored_final",
+                reason: Some(reason),
+                new_status: None,
+                credit: None,
+            },
+            Step::Park { reason, new_status } => Verdict::parked("mismatch", reason, new_status),
+            Step::Move { credit } => Verdict {
+                outcome: if credit.is_some() {
+                    "credited"
+                } else {
+                    "applied"
+                },
+                reason: None,
+                new_status: Some(event.status.clone()),
+                credit,
+            },
+        }
+    }
+
+    /// One transaction: lock the invoice, decide, record the event with its outcome (a
+    /// replay stops here, having changed nothing), then move the status and credit.
+    async fn apply(&self, entry: &PaymentEntry, invoice_uuid: Uuid) -> Result<Applied, Failure> {
+        let event = &entry.event;
+        // The body as Heleket sent it when we have it; what payment/info said otherwise.
+        let payload = match entry
+            .raw
+            .as_deref()
+            .map(serde_json::from_str::<serde_json::Value>)
+        {
+            Some(Ok(raw)) => raw,
+            _ => serde_json::to_value(event).map_err(|e| Failure::Permanent(e.to_string()))?,
+        };
+        let mut client = self.pool.get().await.map_err(transient)?;
+        let tx = client.transaction().await.map_err(transient)?;
+        let payment = repo::payments::lock_by_order(&tx, &event.order_id)
+            .await
+            .map_err(transient)?;
+        let verdict = self.judge(payment.as_ref(), invoice_uuid, event);
+        let recorded = repo::payments::NewEvent {
+            invoice_uuid,
+            order_id: &event.order_id,
+            status: &event.status,
+            source: entry.source.as_deref().unwrap_or("webhook"),
+            outcome: verdict.outcome,
+            reason: verdict.reason.as_deref(),
+            payload: &payload,
+        };
+        if !repo::payments::record_event(&tx, &recorded)
+            .await
+            .map_err(transient)?
+        {
+            tx.rollback().await.map_err(transient)?;
+            return Ok(Applied {
+                outcome: "replay",
+                credited: None,
+            });
+        }
+        match (verdict.outcome, &verdict.reason) {
+            ("ignored_final", Some(reason)) => {
+                tracing::info!(%reason, "Payment event changes nothing.")
+            }
+            (outcome, Some(reason)) => {
+                tracing::warn!(%reason, outcome, "Payment event parked for inspection.")
+            }
+            _ => {}
+        }
         let mut applied = Applied {
-            outcome: "applied",
+            outcome: verdict.outcome,
             credited: None,
         };
-        match decide(&stored, status, &reported, self.policy) {
-            Step::Ignore { reason } => {
-                tracing::info!(%reason, "Payment event changes nothing.");
-                repo::payments::set_event_outcome(
-                    &tx,
-                    invoice_uuid,
-                    status,
-                    "ignored_final",
-                    Some(&reason),
-                )
-                .await
-                .map_err(transient)?;
-                applied.outcome = "ignored";
-            }
-            Step::Park { reason, new_status } => {
-                if let Some(s) = new_status {
-                    repo::payments::set_status(&tx, &payment.order_id, invoice_uuid, &s)
+        if let (Some(payment), Some(new_status)) = (&payment, &verdict.new_status) {
+            match verdict.credit {
+                None => {
+                    repo::payments::set_status(&tx, &payment.order_id, invoice_uuid, new_status)
                         .await
-                        .map_err(transient)?;
+                        .map_err(transient)?
                 }
-                return park(tx, invoice_uuid, status, "mismatch", reason).await;
-            }
-            Step::Move { credit } => {
-                repo::payments::set_status(&tx, &payment.order_id, invoice_uuid, status)
+                Some(amount) => {
+                    let balance = repo::payments::credit_topup(
+                        &tx,
+                        payment,
+                        invoice_uuid,
+                        new_status,
+                        amount,
+                    )
                     .await
                     .map_err(transient)?;
-                if let Some(amount) = credit {
-                    let balance = repo::payments::credit_topup(&tx, &payment, invoice_uuid, amount)
-                        .await
-                        .map_err(transient)?;
-                    repo::payments::set_event_outcome(&tx, invoice_uuid, status, "credited", None)
-                        .await
-                        .map_err(transient)?;
-                    let lang = Lang::from_code(
-                        repo::users::language(&tx, payment.user_id)
-                            .await
-                            .map_err(transient)?
-                            .as_deref(),
-                    );
+                    let lang = Lang::from_code(payment.language.as_deref());
                     let notice = OutboundMessage {
                         dedupe_key: format!("paid:{invoice_uuid}"),
                         chat_id: payment.user_id,
@@ -192,7 +211,6 @@ impl PaymentsHandler {
                     repo::outbox::enqueue(&tx, &notice)
                         .await
                         .map_err(transient)?;
-                    applied.outcome = "credited";
                     applied.credited = Some((payment.user_id, Money::new(payment.amount)));
                     self.metrics.payment_credited(amount);
                 }

@@ -14,6 +14,8 @@ pub struct Payment {
     pub currency: String,
     pub status: String,
     pub url: Option<String>,
+    /// The user's Telegram language, for the notification.
+    pub language: Option<String>,
 }
 
 fn payment(row: &tokio_postgres::Row) -> Payment {
@@ -25,6 +27,7 @@ fn payment(row: &tokio_postgres::Row) -> Payment {
         currency: row.get("currency"),
         status: row.get("status"),
         url: row.get("url"),
+        language: row.try_get("language_code").ok().flatten(),
     }
 }
 
@@ -91,51 +94,52 @@ pub async fn mark_create_failed(db: &impl GenericClient, order_id: &str) -> Resu
     Ok(())
 }
 
-/// Records an event; `false` when this (invoice, status) was seen before: a replay.
-pub async fn record_event(
-    db: &impl GenericClient,
-    invoice_uuid: Uuid,
-    order_id: &str,
-    status: &str,
-    source: &str,
-    payload: &serde_json::Value,
-) -> Result<bool, RepoError> {
+/// A payment event and what became of it.
+pub struct NewEvent<'a> {
+    pub invoice_uuid: Uuid,
+    pub order_id: &'a str,
+    pub status: &'a str,
+    pub source: &'a str,
+    pub outcome: &'a str,
+    pub reason: Option<&'a str>,
+    pub payload: &'a serde_json::Value,
+}
+
+/// Records an event with its outcome; `false` when this (invoice, status) was seen before:
+/// a replay, which must change nothing.
+pub async fn record_event(db: &impl GenericClient, e: &NewEvent<'_>) -> Result<bool, RepoError> {
     let inserted = db
         .execute(
-            "INSERT INTO payment_events (invoice_uuid, order_id, status, source, outcome, payload)
-             VALUES ($1, $2, $3, $4, 'applied', $5)
+            "INSERT INTO payment_events
+                 (invoice_uuid, order_id, status, source, outcome, reason, payload)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (invoice_uuid, status) DO NOTHING",
-            &[&invoice_uuid, &order_id, &status, &source, &payload],
+            &[
+                &e.invoice_uuid,
+                &e.order_id,
+                &e.status,
+                &e.source,
+                &e.outcome,
+                &e.reason,
+                e.payload,
+            ],
         )
         .await?;
     Ok(inserted == 1)
 }
 
-pub async fn set_event_outcome(
-    db: &impl GenericClient,
-    invoice_uuid: Uuid,
-    status: &str,
-    outcome: &str,
-    reason: Option<&str>,
-) -> Result<(), RepoError> {
-    db.execute(
-        "UPDATE payment_events SET outcome = $3, reason = $4
-         WHERE invoice_uuid = $1 AND status = $2",
-        &[&invoice_uuid, &status, &outcome, &reason],
-    )
-    .await?;
-    Ok(())
-}
-
-/// The invoice, locked until the transaction ends, so events for one invoice apply one at
-/// a time.
+/// The invoice with its user's language, locked until the transaction ends, so events for
+/// one invoice apply one at a time.
 pub async fn lock_by_order(
     db: &impl GenericClient,
     order_id: &str,
 ) -> Result<Option<Payment>, RepoError> {
     let row = db
         .query_opt(
-            &format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1 FOR UPDATE"),
+            "SELECT p.order_id, p.user_id, p.invoice_uuid, p.amount, p.currency, p.status, p.url,
+                    u.language_code
+             FROM payments p LEFT JOIN users u ON u.id = p.user_id
+             WHERE p.order_id = $1 FOR UPDATE OF p",
             &[&order_id],
         )
         .await?;
@@ -158,37 +162,48 @@ pub async fn set_status(
     Ok(())
 }
 
-/// Credits a top-up: one ledger line (unique per invoice) and the balance, in the caller's
-/// transaction. Returns the new balance.
+/// Credits a top-up in one statement: the invoice's final status and credited amount, the
+/// balance, and one ledger line (unique per invoice, the last guard against a second
+/// credit). Returns the new balance.
 pub async fn credit_topup(
     db: &impl GenericClient,
     payment: &Payment,
     invoice_uuid: Uuid,
+    status: &str,
     amount: Decimal,
 ) -> Result<Decimal, RepoError> {
-    let balance: Decimal = db
-        .query_one(
-            "INSERT INTO balances (user_id, balance) VALUES ($1, $2)
-             ON CONFLICT (user_id) DO UPDATE
-                 SET balance = balances.balance + EXCLUDED.balance, updated_at = now()
-             RETURNING balance",
-            &[&payment.user_id, &amount],
-        )
-        .await?
-        .get(0);
     let reference = invoice_uuid.to_string();
-    db.execute(
-        "INSERT INTO ledger (user_id, kind, amount, balance_after, currency, reference, description)
-         VALUES ($1, 'topup', $2, $3, $4, $5, 'Top-up')",
-        &[&payment.user_id, &amount, &balance, &payment.currency, &reference],
-    )
-    .await?;
-    db.execute(
-        "UPDATE payments SET credited = $2, updated_at = now() WHERE order_id = $1",
-        &[&payment.order_id, &amount],
-    )
-    .await?;
-    Ok(balance)
+    let row = db
+        .query_one(
+            "WITH invoice AS (
+                 UPDATE payments SET status = $2, invoice_uuid = COALESCE(invoice_uuid, $3),
+                     credited = $4, updated_at = now()
+                 WHERE order_id = $1
+                 RETURNING user_id, currency
+             ), balance AS (
+                 INSERT INTO balances (user_id, balance) SELECT user_id, $4 FROM invoice
+                 ON CONFLICT (user_id) DO UPDATE
+                     SET balance = balances.balance + EXCLUDED.balance, updated_at = now()
+                 RETURNING user_id, balance
+             ), line AS (
+                 INSERT INTO ledger
+                     (user_id, kind, amount, balance_after, currency, reference, description)
+                 SELECT balance.user_id, 'topup', $4, balance.balance, invoice.currency, $5,
+                        'Top-up'
+                 FROM balance, invoice
+                 RETURNING balance_after
+             )
+             SELECT balance_after FROM line",
+            &[
+                &payment.order_id,
+                &status,
+                &invoice_uuid,
+                &amount,
+                &reference,
+            ],
+        )
+        .await?;
+    Ok(row.get(0))
 }
 
 /// Invoices still open after `min_age`, oldest first: what the reconciler asks Heleket about.

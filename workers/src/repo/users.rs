@@ -48,24 +48,6 @@ pub async fn set_blocked(
     Ok(())
 }
 
-/// The user's Telegram language code, for messages not caused by one of their updates.
-pub async fn language(db: &impl GenericClient, user_id: i64) -> Result<Option<String>, RepoError> {
-    let row = db
-        .query_opt("SELECT language_code FROM users WHERE id = $1", &[&user_id])
-        .await?;
-    Ok(row.and_then(|r| r.get(0)))
-}
-
-pub async fn is_blocked(db: &impl GenericClient, user_id: i64) -> Result<bool, RepoError> {
-    let row = db
-        .query_opt(
-            "SELECT blocked_at IS NOT NULL FROM users WHERE id = $1",
-            &[&user_id],
-        )
-        .await?;
-    Ok(row.map(|r| r.get(0)).unwrap_or(false))
-}
-
 /// The balance; zero for a user who has none yet.
 #[tracing::instrument(skip_all, fields(user_id))]
 pub async fn balance(db: &impl GenericClient, user_id: i64) -> Result<Decimal, RepoError> {
