@@ -5,13 +5,23 @@ use super::RepoError;
 use shared::outbound::OutboundMessage;
 use tokio_postgres::GenericClient;
 
-/// Queues a message; a second one with the same dedupe key is ignored.
-pub async fn enqueue(db: &impl GenericClient, message: &OutboundMessage) -> Result<(), RepoError> {
-    let json = serde_json::to_value(message).map_err(|e| RepoError::Pool(e.to_string()))?;
+/// Queues messages; one whose dedupe key was queued before is ignored.
+pub async fn enqueue(
+    db: &impl GenericClient,
+    messages: &[OutboundMessage],
+) -> Result<(), RepoError> {
+    let keys: Vec<&str> = messages.iter().map(|m| m.dedupe_key.as_str()).collect();
+    let chats: Vec<i64> = messages.iter().map(|m| m.chat_id).collect();
+    let json = messages
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| RepoError::Pool(e.to_string()))?;
     db.execute(
-        "INSERT INTO outbox (dedupe_key, chat_id, message) VALUES ($1, $2, $3)
+        "INSERT INTO outbox (dedupe_key, chat_id, message)
+         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::jsonb[])
          ON CONFLICT (dedupe_key) DO NOTHING",
-        &[&message.dedupe_key, &message.chat_id, &json],
+        &[&keys, &chats, &json],
     )
     .await?;
     Ok(())

@@ -2,6 +2,7 @@
 
 use super::RepoError;
 use rust_decimal::Decimal;
+use std::collections::{HashMap, HashSet};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
@@ -101,109 +102,135 @@ pub struct NewEvent<'a> {
     pub status: &'a str,
     pub source: &'a str,
     pub outcome: &'a str,
-    pub reason: Option<&'a str>,
-    pub payload: &'a serde_json::Value,
+    pub reason: Option<String>,
+    pub payload: serde_json::Value,
 }
 
-/// Records an event with its outcome; `false` when this (invoice, status) was seen before:
-/// a replay, which must change nothing.
-pub async fn record_event(db: &impl GenericClient, e: &NewEvent<'_>) -> Result<bool, RepoError> {
-    let inserted = db
-        .execute(
+/// Records events with their outcomes, and returns the ones that were new: an event seen
+/// before (same invoice and status) is a replay and must change nothing.
+pub async fn record_events(
+    db: &impl GenericClient,
+    events: &[NewEvent<'_>],
+) -> Result<HashSet<(Uuid, String)>, RepoError> {
+    let uuids: Vec<Uuid> = events.iter().map(|e| e.invoice_uuid).collect();
+    let orders: Vec<&str> = events.iter().map(|e| e.order_id).collect();
+    let statuses: Vec<&str> = events.iter().map(|e| e.status).collect();
+    let sources: Vec<&str> = events.iter().map(|e| e.source).collect();
+    let outcomes: Vec<&str> = events.iter().map(|e| e.outcome).collect();
+    let reasons: Vec<Option<&str>> = events.iter().map(|e| e.reason.as_deref()).collect();
+    let payloads: Vec<&serde_json::Value> = events.iter().map(|e| &e.payload).collect();
+    let rows = db
+        .query(
             "INSERT INTO payment_events
                  (invoice_uuid, order_id, status, source, outcome, reason, payload)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (invoice_uuid, status) DO NOTHING",
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                  $6::text[], $7::jsonb[])
+             ON CONFLICT (invoice_uuid, status) DO NOTHING
+             RETURNING invoice_uuid, status",
             &[
-                &e.invoice_uuid,
-                &e.order_id,
-                &e.status,
-                &e.source,
-                &e.outcome,
-                &e.reason,
-                e.payload,
+                &uuids, &orders, &statuses, &sources, &outcomes, &reasons, &payloads,
             ],
         )
         .await?;
-    Ok(inserted == 1)
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// The invoice with its user's language, locked until the transaction ends, so events for
-/// one invoice apply one at a time.
-pub async fn lock_by_order(
+/// The invoices of a batch with their users' languages, locked until the transaction ends
+/// (in order_id order, so two batches never deadlock): events for one invoice apply one at
+/// a time.
+pub async fn lock_many(
     db: &impl GenericClient,
-    order_id: &str,
-) -> Result<Option<Payment>, RepoError> {
-    let row = db
-        .query_opt(
+    order_ids: &[&str],
+) -> Result<Vec<Payment>, RepoError> {
+    let rows = db
+        .query(
             "SELECT p.order_id, p.user_id, p.invoice_uuid, p.amount, p.currency, p.status, p.url,
                     u.language_code
              FROM payments p LEFT JOIN users u ON u.id = p.user_id
-             WHERE p.order_id = $1 FOR UPDATE OF p",
-            &[&order_id],
+             WHERE p.order_id = ANY($1) ORDER BY p.order_id FOR UPDATE OF p",
+            &[&order_ids],
         )
         .await?;
-    Ok(row.as_ref().map(payment))
+    Ok(rows.iter().map(payment).collect())
 }
 
-pub async fn set_status(
+/// An invoice's new status, and what it credited if it did.
+pub struct StatusChange {
+    pub order_id: String,
+    pub status: String,
+    pub invoice_uuid: Uuid,
+    pub credited: Option<Decimal>,
+}
+
+pub async fn set_statuses(
     db: &impl GenericClient,
-    order_id: &str,
-    invoice_uuid: Uuid,
-    status: &str,
+    changes: &[StatusChange],
 ) -> Result<(), RepoError> {
+    let orders: Vec<&str> = changes.iter().map(|c| c.order_id.as_str()).collect();
+    let statuses: Vec<&str> = changes.iter().map(|c| c.status.as_str()).collect();
+    let uuids: Vec<Uuid> = changes.iter().map(|c| c.invoice_uuid).collect();
+    let credited: Vec<Option<Decimal>> = changes.iter().map(|c| c.credited).collect();
     db.execute(
-        "UPDATE payments SET status = $2, invoice_uuid = COALESCE(invoice_uuid, $3),
-             updated_at = now()
-         WHERE order_id = $1",
-        &[&order_id, &status, &invoice_uuid],
+        "UPDATE payments p SET status = u.status,
+             invoice_uuid = COALESCE(p.invoice_uuid, u.invoice_uuid),
+             credited = COALESCE(u.credited, p.credited), updated_at = now()
+         FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::numeric[])
+             AS u(order_id, status, invoice_uuid, credited)
+         WHERE p.order_id = u.order_id",
+        &[&orders, &statuses, &uuids, &credited],
     )
     .await?;
     Ok(())
 }
 
-/// Credits a top-up in one statement: the invoice's final status and credited amount, the
-/// balance, and one ledger line (unique per invoice, the last guard against a second
-/// credit). Returns the new balance.
-pub async fn credit_topup(
+/// Adds each user's credits to their balance (one row per user); returns the new balances.
+pub async fn add_to_balances(
     db: &impl GenericClient,
-    payment: &Payment,
-    invoice_uuid: Uuid,
-    status: &str,
-    amount: Decimal,
-) -> Result<Decimal, RepoError> {
-    let reference = invoice_uuid.to_string();
-    let row = db
-        .query_one(
-            "WITH invoice AS (
-                 UPDATE payments SET status = $2, invoice_uuid = COALESCE(invoice_uuid, $3),
-                     credited = $4, updated_at = now()
-                 WHERE order_id = $1
-                 RETURNING user_id, currency
-             ), balance AS (
-                 INSERT INTO balances (user_id, balance) SELECT user_id, $4 FROM invoice
-                 ON CONFLICT (user_id) DO UPDATE
-                     SET balance = balances.balance + EXCLUDED.balance, updated_at = now()
-                 RETURNING user_id, balance
-             ), line AS (
-                 INSERT INTO ledger
-                     (user_id, kind, amount, balance_after, currency, reference, description)
-                 SELECT balance.user_id, 'topup', $4, balance.balance, invoice.currency, $5,
-                        'Top-up'
-                 FROM balance, invoice
-                 RETURNING balance_after
-             )
-             SELECT balance_after FROM line",
-            &[
-                &payment.order_id,
-                &status,
-                &invoice_uuid,
-                &amount,
-                &reference,
-            ],
+    credits: &[(i64, Decimal)],
+) -> Result<HashMap<i64, Decimal>, RepoError> {
+    let users: Vec<i64> = credits.iter().map(|c| c.0).collect();
+    let amounts: Vec<Decimal> = credits.iter().map(|c| c.1).collect();
+    let rows = db
+        .query(
+            "INSERT INTO balances (user_id, balance)
+             SELECT * FROM UNNEST($1::bigint[], $2::numeric[])
+             ON CONFLICT (user_id) DO UPDATE
+                 SET balance = balances.balance + EXCLUDED.balance, updated_at = now()
+             RETURNING user_id, balance",
+            &[&users, &amounts],
         )
         .await?;
-    Ok(row.get(0))
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// One ledger line per credited invoice; unique per invoice, the last guard against a
+/// second credit.
+pub struct TopupLine {
+    pub user_id: i64,
+    pub amount: Decimal,
+    pub balance_after: Decimal,
+    pub currency: String,
+    pub invoice_uuid: Uuid,
+}
+
+pub async fn insert_topup_lines(
+    db: &impl GenericClient,
+    lines: &[TopupLine],
+) -> Result<(), RepoError> {
+    let users: Vec<i64> = lines.iter().map(|l| l.user_id).collect();
+    let amounts: Vec<Decimal> = lines.iter().map(|l| l.amount).collect();
+    let after: Vec<Decimal> = lines.iter().map(|l| l.balance_after).collect();
+    let currencies: Vec<&str> = lines.iter().map(|l| l.currency.as_str()).collect();
+    let references: Vec<String> = lines.iter().map(|l| l.invoice_uuid.to_string()).collect();
+    db.execute(
+        "INSERT INTO ledger (user_id, kind, amount, balance_after, currency, reference, description)
+         SELECT u, 'topup', a, b, c, r, 'Top-up'
+         FROM UNNEST($1::bigint[], $2::numeric[], $3::numeric[], $4::text[], $5::text[])
+             AS t(u, a, b, c, r)",
+        &[&users, &amounts, &after, &currencies, &references],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Invoices still open after `min_age`, oldest first: what the reconciler asks Heleket about.

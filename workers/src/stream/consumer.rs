@@ -55,6 +55,24 @@ pub trait EntryHandler: Send + Sync + 'static {
         item: Self::Item,
         ctx: EntryContext,
     ) -> impl Future<Output = Result<(), Failure>> + Send;
+
+    /// Handlers that apply a whole read at once (one transaction for many entries) set this
+    /// and override `handle_batch`; they get every entry of a read in stream order.
+    const BATCHED: bool = false;
+
+    fn handle_batch(
+        &self,
+        items: Vec<(Self::Item, EntryContext)>,
+    ) -> impl Future<Output = Vec<(String, Result<(), Failure>)>> + Send {
+        async move {
+            let mut results = Vec::with_capacity(items.len());
+            for (item, ctx) in items {
+                let id = ctx.entry_id.clone();
+                results.push((id, self.handle(item, ctx).await));
+            }
+            results
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,6 +333,21 @@ impl<H: EntryHandler> Consumer<H> {
         }
 
         let mut tasks = JoinSet::new();
+        if H::BATCHED {
+            let handler = Arc::clone(&self.handler);
+            let metrics = self.metrics.clone();
+            let items: Vec<_> = groups.into_iter().flatten().collect();
+            groups = Vec::new();
+            tasks.spawn(async move {
+                let started = Instant::now();
+                let n = items.len().max(1) as u32;
+                let results = handler.handle_batch(items).await;
+                for (_, result) in &results {
+                    metrics.processed(H::ROLE, outcome_label(result), started.elapsed() / n);
+                }
+                results
+            });
+        }
         for items in groups {
             let handler = Arc::clone(&self.handler);
             let metrics = self.metrics.clone();

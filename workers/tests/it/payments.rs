@@ -1,6 +1,7 @@
 use crate::helpers::*;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
+use shared::money::Money;
 use shared::secret::SecretString;
 use sim::heleket::PayOptions;
 use std::process::Stdio;
@@ -544,5 +545,56 @@ async fn an_expired_invoice_is_closed_and_credits_nothing() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(balance(&sys, 6012).await, Decimal::ZERO);
     assert!(notices(&sys, 6012).is_empty());
+    sys.finish().await;
+}
+
+/// Several invoices of one user paid at once (usually one read, one transaction): the
+/// balance is their sum, and each ledger line and notification shows the balance right after
+/// its own credit.
+#[tokio::test]
+async fn simultaneous_credits_to_one_user_chain_their_balances() {
+    let sys = TestSystem::start_without_workers().await;
+    let mut sys = sys;
+    sys.spawn_worker(&[("ROLES", "updates,sender")]).await;
+    let ana = user(6013);
+    let a = top_up(&sys, 1, &ana, "10").await;
+    let b = top_up(&sys, 2, &ana, "5").await;
+    let c = top_up(&sys, 3, &ana, "2.5").await;
+    for uuid in [&a, &b, &c] {
+        let options = PayOptions {
+            duplicates: 2,
+            ..PayOptions::default()
+        };
+        sys.heleket.pay(uuid, options).await.unwrap();
+    }
+    // Only now does a payments worker read: all nine deliveries in one batch.
+    sys.spawn_worker(&[("ROLES", "payments")]).await;
+    let got = wait_for_notices(&sys, 6013, 3).await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(
+        balance(&sys, 6013).await,
+        Decimal::from_str("17.50").unwrap()
+    );
+    let db = sys.db.client().await.unwrap();
+    let rows = db
+        .query(
+            "SELECT amount, balance_after FROM ledger WHERE user_id = 6013 ORDER BY balance_after",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut running = Decimal::ZERO;
+    for row in &rows {
+        let (amount, after): (Decimal, Decimal) = (row.get(0), row.get(1));
+        running += amount;
+        assert_eq!(after, running, "ledger lines chain");
+        let notice = format!(
+            "Payment received: +{}. Balance: {}",
+            Money::new(amount),
+            Money::new(after)
+        );
+        assert!(got.contains(&notice), "{notice} not in {got:?}");
+    }
+    assert_eq!(rows.len(), 3);
     sys.finish().await;
 }
