@@ -77,6 +77,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
             signer: CallbackSigner::from_bot_token(&settings.bot.token),
             limiter,
             metrics: metrics.clone(),
+            admin_ids: settings.admin_ids.clone(),
         };
         let handler = UpdatesHandler::new(conversation, conn.clone(), keys.clone());
         let stream = keys.updates_stream(SINGLE_PARTITION);

@@ -312,6 +312,32 @@ pub fn payment_received(lang: Lang, credited: Money, balance: Money) -> String {
     }
 }
 
+/// Stream health for `/stats`: (stream, pending, lag, dead letters).
+pub type StreamFigures = (&'static str, u64, u64, u64);
+
+/// For operators: kept in English, the operators' working language.
+pub fn stats(s: &crate::repo::stats::Stats, streams: &[StreamFigures]) -> String {
+    let mut out = format!(
+        "Users: {} ({} blocked the bot)\nToday (UTC): credited {}, {} purchases for {}\nInvoices today:",
+        s.users,
+        s.blocked_users,
+        Money::new(s.credited_today),
+        s.purchases_today,
+        Money::new(s.spent_today),
+    );
+    if s.payments_today.is_empty() {
+        out.push_str(" none");
+    }
+    for (status, n) in &s.payments_today {
+        out.push_str(&format!("\n  {status}: {n}"));
+    }
+    out.push_str("\nStreams (pending / lag / dead letters):");
+    for (name, pending, lag, dead) in streams {
+        out.push_str(&format!("\n  {name}: {pending} / {lag} / {dead}"));
+    }
+    out
+}
+
 pub fn slow_down(lang: Lang) -> String {
     match lang {
         Lang::En => "Too many messages. Please slow down.".to_owned(),

@@ -4,6 +4,7 @@
 pub mod outbox;
 pub mod payments;
 pub mod shop;
+pub mod stats;
 pub mod users;
 
 pub use crate::db::DbError as RepoError;

@@ -30,6 +30,8 @@ pub struct Conversation {
     pub signer: CallbackSigner,
     pub limiter: UserLimiter,
     pub metrics: Metrics,
+    /// Telegram user ids allowed to use `/stats` (`ADMIN_IDS`).
+    pub admin_ids: std::collections::HashSet<i64>,
 }
 
 /// The key `sender` checks before writing to a chat.
@@ -72,6 +74,9 @@ impl Conversation {
                 "topup" if args.trim().is_empty() => Ok(vec![self.amounts(lang)]),
                 "topup" => self.topup.request(event, lang, args).await,
                 "shop" => Ok(vec![self.catalogue(lang).await?]),
+                "stats" if self.admin_ids.contains(&event.from.id) => {
+                    Ok(vec![send(self.stats().await?)])
+                }
                 "buy" => match args.trim().parse::<i64>() {
                     Ok(product) => Ok(vec![self.buy(event, lang, product).await?]),
                     Err(_) => Ok(vec![send(texts::buy_usage(lang))]),
@@ -228,6 +233,42 @@ impl Conversation {
             .await
             .map_err(transient)?;
         Ok(taken.is_some())
+    }
+
+    /// Users, today's money, and the health of every stream.
+    async fn stats(&self) -> Result<String, Failure> {
+        let db = self.pool.get().await.map_err(transient)?;
+        let figures = repo::stats::today(&*db).await.map_err(transient)?;
+        let p = shared::streams::SINGLE_PARTITION;
+        let streams = [
+            ("updates", self.keys.updates_stream(p)),
+            ("payments", self.keys.payments_stream(p)),
+            ("outbound", self.keys.outbound_stream(p)),
+        ];
+        let mut conn = self.conn.clone();
+        let mut health = Vec::with_capacity(streams.len());
+        for (name, stream) in streams {
+            let groups: Option<redis::streams::StreamInfoGroupsReply> = redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(&stream)
+                .query_async(&mut conn)
+                .await
+                .ok();
+            let (pending, lag) = groups
+                .map(|g| {
+                    g.groups.iter().fold((0u64, 0u64), |(p, l), group| {
+                        (p + group.pending as u64, l + group.lag.unwrap_or(0) as u64)
+                    })
+                })
+                .unwrap_or_default();
+            let dead: u64 = redis::cmd("XLEN")
+                .arg(self.keys.dead_letter_stream(&stream))
+                .query_async(&mut conn)
+                .await
+                .map_err(transient)?;
+            health.push((name, pending, lag, dead));
+        }
+        Ok(texts::stats(&figures, &health))
     }
 
     async fn catalogue(&self, lang: Lang) -> Result<OutboundAction, Failure> {

@@ -191,3 +191,29 @@ async fn health_and_metrics_endpoints_answer() {
     sys.redis.resume().await.unwrap();
     sys.finish().await;
 }
+
+#[tokio::test]
+async fn stats_are_for_admins_only() {
+    let mut sys = TestSystem::start_without_workers().await;
+    sys.spawn_worker(&[("ADMIN_IDS", "1101, 1102")]).await;
+    let admin = user(1101);
+    let someone = user(1108);
+    sys.say(1, &someone, "/start").await;
+    sys.say(2, &someone, "/stats").await;
+    let sent = sys.wait_for_sends(1108, 2).await;
+    assert!(
+        text_of(&sent[1]).starts_with("What I can do:"),
+        "not for users"
+    );
+    sys.say(3, &admin, "/stats").await;
+    let sent = sys.wait_for_sends(1101, 1).await;
+    let stats = text_of(&sent[0]);
+    assert!(stats.starts_with("Users: 1 (0 blocked the bot)"), "{stats}");
+    assert!(
+        stats.contains("credited 0.00 USD, 0 purchases for 0.00 USD"),
+        "{stats}"
+    );
+    assert!(stats.contains("updates: "), "{stats}");
+    assert!(stats.contains("outbound: "), "{stats}");
+    sys.finish().await;
+}
