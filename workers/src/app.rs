@@ -1,7 +1,9 @@
 //! Wiring: one consumer (plus a trimmer) per role, sharing a PostgreSQL pool and a Redis
 //! connection, and the health endpoint.
 
+use crate::admin::Admin;
 use crate::db::{self, PgPool};
+use crate::gauges::{GaugeSampler, SAMPLE_INTERVAL};
 use crate::health::{self, HealthState};
 use crate::metrics::Metrics;
 use crate::payments::{OutboxPublisher, PaymentsHandler, Reconciler};
@@ -37,6 +39,7 @@ pub struct App {
     stop: CancellationToken,
     /// Consumer and trimmer loops; futures do nothing until spawned by `run_until_stopped`.
     tasks: Vec<Task>,
+    admin: Option<Admin>,
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<App> {
@@ -53,12 +56,23 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let mut tasks = Vec::new();
 
     let heleket = match &settings.heleket {
-        Some(h) => Some(h.client().context("Failed to build the Heleket client")?),
+        Some(h) => Some(
+            h.client()
+                .context("Failed to build the Heleket client")?
+                .with_observer(Arc::new(metrics.clone())),
+        ),
         None => {
             tracing::warn!("HELEKET_API_KEY is not set: top-ups are off and the reconciler idles.");
             None
         }
     };
+    let admin = settings.admin_token.clone().map(|token| Admin {
+        token,
+        pool: pool.clone(),
+        conn: conn.clone(),
+        keys: keys.clone(),
+        heleket: heleket.clone(),
+    });
     let limiter = UserLimiter::new(conn.clone(), keys.clone(), settings.rate_limits);
     if settings.roles.contains(&Role::Updates) {
         let topup = TopUp {
@@ -68,6 +82,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
             client: heleket.clone(),
             settings: settings.payments.clone(),
             limiter: limiter.clone(),
+            metrics: metrics.clone(),
         };
         let conversation = Conversation {
             topup,
@@ -121,6 +136,14 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         tasks.extend(consumer_loops(consumer, &stop));
         tasks.push(Box::pin(outbox.run(stop.clone())));
     }
+    let sampler = GaugeSampler {
+        conn: conn.clone(),
+        keys: keys.clone(),
+        metrics: metrics.clone(),
+        heleket: heleket.clone(),
+        interval: SAMPLE_INTERVAL,
+    };
+    tasks.push(Box::pin(sampler.run(stop.clone())));
     if let (true, Some(client)) = (settings.roles.contains(&Role::Reconciler), heleket) {
         let reconciler = Reconciler {
             pool: pool.clone(),
@@ -166,6 +189,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         metrics,
         stop,
         tasks,
+        admin,
     })
 }
 
@@ -219,6 +243,7 @@ impl App {
             pool: self.pool,
             conn: self.conn,
             metrics: self.metrics,
+            admin: self.admin,
         };
         let health = tokio::spawn(health::serve(
             self.listener,

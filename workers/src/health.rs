@@ -1,4 +1,4 @@
-//! `/healthz`, `/readyz` and `/metrics` on `WORKER_METRICS_ADDR`.
+//! `/healthz`, `/readyz`, `/metrics` and the admin API on `WORKER_METRICS_ADDR`.
 
 use crate::db::{self, PgPool};
 use crate::metrics::Metrics;
@@ -16,10 +16,36 @@ pub struct HealthState {
     pub pool: PgPool,
     pub conn: ConnectionManager,
     pub metrics: Metrics,
+    /// Present when `ADMIN_TOKEN` is set.
+    pub admin: Option<crate::admin::Admin>,
+}
+
+async fn admin(state: &HealthState, req: &Request<Incoming>) -> (StatusCode, String) {
+    let Some(admin) = &state.admin else {
+        return (StatusCode::NOT_FOUND, "not found".to_owned());
+    };
+    let header = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    if !admin.authorised(header) {
+        tracing::warn!(
+            security_event = true,
+            path = %req.uri().path(),
+            "Admin API request refused: missing or wrong token."
+        );
+        return (
+            StatusCode::UNAUTHORIZED,
+            "{\"error\":\"bearer token required\"}".to_owned(),
+        );
+    }
+    let (status, body) = admin.handle(req.method(), req.uri().path()).await;
+    (status, body.to_string())
 }
 
 async fn route(state: HealthState, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let (status, body) = match req.uri().path() {
+        p if p.starts_with("/admin/") => admin(&state, &req).await,
         "/healthz" => (StatusCode::OK, "ok".to_owned()),
         "/readyz" => {
             let mut conn = state.conn.clone();

@@ -1,8 +1,10 @@
 //! The consumer-group workers: roles `updates` and `sender`, the schema migration, and the
 //! metrics/health endpoint.
 
+pub mod admin;
 pub mod app;
 pub mod db;
+pub mod gauges;
 mod health;
 pub mod metrics;
 pub mod payments;

@@ -1,8 +1,11 @@
 //! The worker's Prometheus metrics. Labels are bounded: roles, outcomes, classes; never ids.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
+use shared::heleket::breaker::BreakerState;
+use shared::heleket::client::CallObserver;
 use std::time::Duration;
 
 #[derive(Clone)]
@@ -17,7 +20,14 @@ pub struct Metrics {
     flood_waits: IntCounterVec,
     payment_events: IntCounterVec,
     credited: prometheus::Counter,
+    credited_count: IntCounter,
     reconciler: IntCounterVec,
+    group_pending: IntGaugeVec,
+    group_lag: IntGaugeVec,
+    dead_letter_entries: IntGaugeVec,
+    heleket_calls: HistogramVec,
+    heleket_errors: IntCounterVec,
+    heleket_circuit: IntGauge,
 }
 
 impl Metrics {
@@ -78,6 +88,63 @@ impl Metrics {
         registry
             .register(Box::new(credited.clone()))
             .expect("metric registered once");
+        let credited_count = IntCounter::new(
+            "payments_credited_total",
+            "Top-ups credited to balances (one per paid invoice).",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(credited_count.clone()))
+            .expect("metric registered once");
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric registered once");
+            g
+        };
+        let group_pending = gauge(
+            "stream_group_pending",
+            "Entries delivered to the stream's consumer group and not yet acknowledged.",
+            &["stream_role"],
+        );
+        let group_lag = gauge(
+            "stream_group_lag",
+            "Entries in the stream not yet delivered to its consumer group (XINFO GROUPS lag).",
+            &["stream_role"],
+        );
+        let dead_letter_entries = gauge(
+            "stream_dead_letter_entries",
+            "Entries in the stream's dead-letter stream (XLEN).",
+            &["stream_role"],
+        );
+        let heleket_errors = counter(
+            "heleket_api_errors_total",
+            "Heleket API calls that failed, by endpoint and error kind.",
+            &["endpoint", "kind"],
+        );
+        let heleket_circuit = IntGauge::new(
+            "heleket_circuit_state",
+            "Heleket circuit breaker of this process: 0 closed, 1 half-open, 2 open.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(heleket_circuit.clone()))
+            .expect("metric registered once");
+        let heleket_calls = HistogramVec::new(
+            HistogramOpts::new(
+                "heleket_api_seconds",
+                "Heleket API calls by endpoint and result, retries and backoff included.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["endpoint", "result"],
+        )
+        .expect("valid histogram");
+        registry
+            .register(Box::new(heleket_calls.clone()))
+            .expect("metric registered once");
         let processing = HistogramVec::new(
             HistogramOpts::new(
                 "stream_entry_processing_seconds",
@@ -92,6 +159,22 @@ impl Metrics {
         registry
             .register(Box::new(processing.clone()))
             .expect("metric registered once");
+        // Series of bounded label sets exist from the start, at 0, so that rates and alerts
+        // see them before the first event.
+        for class in ["messages", "expensive"] {
+            rate_limited.with_label_values(&[class]);
+        }
+        for result in ["ok", "429", "403", "error", "skipped_blocked"] {
+            telegram_sends.with_label_values(&[result]);
+        }
+        flood_waits.with_label_values(&["bot_api"]);
+        for role in ["updates", "payments", "sender"] {
+            dead_letters.with_label_values(&[role]);
+            claimed.with_label_values(&[role]);
+        }
+        for finding in ["status_changed", "never_created"] {
+            reconciler.with_label_values(&[finding]);
+        }
         Self {
             registry,
             entries,
@@ -103,7 +186,14 @@ impl Metrics {
             flood_waits,
             payment_events,
             credited,
+            credited_count,
             reconciler,
+            group_pending,
+            group_lag,
+            dead_letter_entries,
+            heleket_calls,
+            heleket_errors,
+            heleket_circuit,
         }
     }
 
@@ -150,16 +240,58 @@ impl Metrics {
     pub fn payment_credited(&self, amount: rust_decimal::Decimal) {
         use rust_decimal::prelude::ToPrimitive;
         self.credited.inc_by(amount.to_f64().unwrap_or(0.0));
+        self.credited_count.inc();
     }
 
     pub fn reconciler_finding(&self, finding: &str) {
         self.reconciler.with_label_values(&[finding]).inc();
     }
 
+    /// Pending entries of the group reading `stream_role`'s stream (a sampled gauge).
+    pub fn set_group_pending(&self, stream_role: &str, pending: u64) {
+        self.group_pending
+            .with_label_values(&[stream_role])
+            .set(clamp(pending));
+    }
+
+    pub fn set_group_lag(&self, stream_role: &str, lag: u64) {
+        self.group_lag
+            .with_label_values(&[stream_role])
+            .set(clamp(lag));
+    }
+
+    pub fn set_dead_letter_entries(&self, stream_role: &str, entries: u64) {
+        self.dead_letter_entries
+            .with_label_values(&[stream_role])
+            .set(clamp(entries));
+    }
+
+    pub fn set_heleket_circuit(&self, state: BreakerState) {
+        self.heleket_circuit.set(state.as_gauge());
+    }
+
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Heleket calls, as reported by `shared::heleket::client::HeleketClient`.
+impl CallObserver for Metrics {
+    fn observe(&self, endpoint: &'static str, result: &'static str, took: Duration) {
+        self.heleket_calls
+            .with_label_values(&[endpoint, result])
+            .observe(took.as_secs_f64());
+        if result != "ok" {
+            self.heleket_errors
+                .with_label_values(&[endpoint, result])
+                .inc();
+        }
     }
 }
 

@@ -203,6 +203,8 @@ pub struct Settings {
     pub heleket: Option<HeleketSettings>,
     pub payments: PaymentSettings,
     pub admin_ids: HashSet<i64>,
+    /// Bearer token of the admin HTTP API; the API is off without it.
+    pub admin_token: Option<SecretString>,
     pub shutdown_grace: Duration,
     /// Test-only fault injection (`PAYSTREAM_FAILPOINT`): `crash_after_credit_commit` aborts
     /// the process right after a credit committed, before its notification is published.
@@ -229,6 +231,7 @@ impl Settings {
             heleket,
             payments: PaymentSettings::from_env(env)?,
             admin_ids: parse_admin_ids(env.get("ADMIN_IDS"))?,
+            admin_token: env.get("ADMIN_TOKEN").map(SecretString::new),
             shutdown_grace: Duration::from_secs(env.parsed_or("SHUTDOWN_GRACE_SECS", 20)?),
             failpoint: env.get("PAYSTREAM_FAILPOINT").map(str::to_owned),
         })

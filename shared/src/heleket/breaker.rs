@@ -37,12 +37,12 @@ impl BreakerState {
         }
     }
 
-    /// For a gauge: 0 closed, 1 open, 2 half-open.
+    /// For a gauge, ordered by severity: 0 closed, 1 half-open, 2 open.
     pub fn as_gauge(self) -> i64 {
         match self {
             Self::Closed => 0,
-            Self::Open => 1,
-            Self::HalfOpen => 2,
+            Self::HalfOpen => 1,
+            Self::Open => 2,
         }
     }
 }

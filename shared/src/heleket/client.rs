@@ -21,6 +21,10 @@ use std::time::Duration;
 pub const CREATE_INVOICE_PATH: &str = "/v1/payment";
 pub const PAYMENT_INFO_PATH: &str = "/v1/payment/info";
 
+/// Bounded `endpoint` labels passed to a [`CallObserver`].
+pub const CREATE_INVOICE_ENDPOINT: &str = "create_invoice";
+pub const PAYMENT_INFO_ENDPOINT: &str = "payment_info";
+
 /// Responses larger than this are not read (an invoice is a few KiB with its QR code).
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
@@ -152,7 +156,24 @@ impl RetryPolicy {
     }
 }
 
-/// Cheap to clone; clones share the connection pool and the circuit breaker.
+/// Told about every API call the client made or refused (for metrics), once per call, after
+/// its retries: the endpoint (`create_invoice`, `payment_info`), the result (`ok` or
+/// `HeleketError::kind()`), and how long the call took, retries and backoff included.
+/// Both labels are bounded. Called inline: keep it cheap and non-blocking.
+pub trait CallObserver: Send + Sync {
+    fn observe(&self, endpoint: &'static str, result: &'static str, took: Duration);
+}
+
+#[derive(Clone, Default)]
+struct Observer(Option<Arc<dyn CallObserver>>);
+
+impl fmt::Debug for Observer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
+}
+
+/// Cheap to clone; clones share the connection pool, the circuit breaker and the observer.
 #[derive(Debug, Clone)]
 pub struct HeleketClient {
     http: reqwest::Client,
@@ -161,6 +182,7 @@ pub struct HeleketClient {
     api_key: SecretString,
     retry: RetryPolicy,
     breaker: Arc<CircuitBreaker>,
+    observer: Observer,
 }
 
 enum Failure {
@@ -199,7 +221,14 @@ impl HeleketClient {
                     open_for: settings.breaker_open_for,
                 },
             )),
+            observer: Observer::default(),
         })
+    }
+
+    /// Reports every call to `observer` (see [`CallObserver`]).
+    pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Observer(Some(observer));
+        self
     }
 
     /// For a `/metrics` gauge.
@@ -231,7 +260,8 @@ impl HeleketClient {
         request
             .validate()
             .map_err(|reason| HeleketError::InvalidRequest { reason })?;
-        self.call(CREATE_INVOICE_PATH, request).await
+        self.call(CREATE_INVOICE_ENDPOINT, CREATE_INVOICE_PATH, request)
+            .await
     }
 
     /// `POST /v1/payment/info`: the invoice as Heleket sees it now.
@@ -244,10 +274,37 @@ impl HeleketClient {
                 });
             }
         }
-        self.call(PAYMENT_INFO_PATH, &invoice).await
+        self.call(PAYMENT_INFO_ENDPOINT, PAYMENT_INFO_PATH, &invoice)
+            .await
     }
 
-    async fn call<B, T>(&self, path: &'static str, body: &B) -> Result<T, HeleketError>
+    async fn call<B, T>(
+        &self,
+        endpoint: &'static str,
+        path: &'static str,
+        body: &B,
+    ) -> Result<T, HeleketError>
+    where
+        B: Serialize + ?Sized,
+        T: DeserializeOwned,
+    {
+        let started = tokio::time::Instant::now();
+        let result = self.call_through_breaker(path, body).await;
+        if let Some(observer) = &self.observer.0 {
+            let label = match &result {
+                Ok(_) => "ok",
+                Err(e) => e.kind(),
+            };
+            observer.observe(endpoint, label, started.elapsed());
+        }
+        result
+    }
+
+    async fn call_through_breaker<B, T>(
+        &self,
+        path: &'static str,
+        body: &B,
+    ) -> Result<T, HeleketError>
     where
         B: Serialize + ?Sized,
         T: DeserializeOwned,

@@ -616,3 +616,63 @@ fn errors_never_show_the_key() {
     assert!(!format!("{client:?}").contains(KEY));
     assert!(!format!("{settings:?}").contains(KEY));
 }
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(&'static str, &'static str, Duration)>>);
+
+impl CallObserver for Recorder {
+    fn observe(&self, endpoint: &'static str, result: &'static str, took: Duration) {
+        self.0.lock().unwrap().push((endpoint, result, took));
+    }
+}
+
+#[tokio::test]
+async fn the_observer_sees_each_call_once_with_its_endpoint_and_result() {
+    let server = Server::start(|n| match n {
+        0 => reply(200, invoice_json("tg_7_3", "check")),
+        1 => reply(422, r#"{"state":1,"errors":{"amount":["required"]}}"#),
+        _ => reply(503, ""),
+    })
+    .await;
+    let recorder = Arc::new(Recorder::default());
+    let client = HeleketSettings {
+        retries: 1,
+        breaker_failures: 1,
+        ..server.settings()
+    }
+    .client()
+    .unwrap()
+    .with_observer(recorder.clone());
+    let uuid = uuid::Uuid::parse_str("1ec87133-0000-4000-8000-000000000001").unwrap();
+
+    client.create_invoice(&request()).await.unwrap();
+    client
+        .payment_info(InvoiceRef::Uuid(uuid))
+        .await
+        .unwrap_err();
+    // Two attempts, observed as one unavailable call; it opens the breaker.
+    client.create_invoice(&request()).await.unwrap_err();
+    client.create_invoice(&request()).await.unwrap_err();
+
+    let seen: Vec<_> = recorder
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(e, r, _)| (*e, *r))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("create_invoice", "ok"),
+            ("payment_info", "validation"),
+            ("create_invoice", "unavailable"),
+            ("create_invoice", "circuit_open"),
+        ]
+    );
+    assert_eq!(server.calls(), 4);
+    // Validation failures before any call are not API calls and are not observed.
+    let invalid = CreateInvoice::new(Decimal::ZERO, "USD", "tg_7_3");
+    assert!(client.create_invoice(&invalid).await.is_err());
+    assert_eq!(recorder.0.lock().unwrap().len(), 4);
+}

@@ -10,7 +10,7 @@ mod reconciler;
 
 pub use outbox::OutboxPublisher;
 pub use policy::CreditPolicy;
-pub use reconciler::{PassReport, Reconciler};
+pub use reconciler::{feed_invoice, PassReport, Reconciler};
 
 use crate::db::PgPool;
 use crate::metrics::Metrics;

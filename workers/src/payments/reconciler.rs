@@ -131,39 +131,48 @@ impl Reconciler {
         Ok(report)
     }
 
-    /// The invoice as an event on the payments stream, marked as the reconciler's.
     async fn feed(&self, invoice: &Invoice) -> anyhow::Result<()> {
-        let entry = PaymentEntry {
-            event: WebhookEvent {
-                kind: "payment".to_owned(),
-                uuid: invoice.uuid.clone().unwrap_or_default(),
-                order_id: invoice.order_id.clone().unwrap_or_default(),
-                status: invoice
-                    .status
-                    .clone()
-                    .or(invoice.payment_status.clone())
-                    .unwrap_or_default(),
-                amount: invoice.amount.clone(),
-                currency: invoice.currency.clone(),
-                payment_amount: invoice.payment_amount.clone(),
-                payment_amount_usd: invoice.payment_amount_usd.clone(),
-                merchant_amount: invoice.merchant_amount.clone(),
-                payer_currency: invoice.payer_currency.clone(),
-                is_final: invoice.is_final,
-                txid: invoice.txid.clone(),
-                additional_data: invoice.additional_data.clone(),
-            },
-            source: Some("reconciler".to_owned()),
-            raw: serde_json::to_string(invoice).ok(),
-        };
-        let mut conn = self.conn.clone();
-        let _: String = redis::cmd("XADD")
-            .arg(self.keys.payments_stream(SINGLE_PARTITION))
-            .arg("*")
-            .arg(PAYLOAD_FIELD)
-            .arg(serde_json::to_string(&entry)?)
-            .query_async(&mut conn)
-            .await?;
-        Ok(())
+        feed_invoice(&self.conn, &self.keys, invoice).await
     }
+}
+
+/// What `payment/info` reported, as an event on the payments stream marked as the
+/// reconciler's: it takes the same path as a webhook. Also used by the admin API.
+pub async fn feed_invoice(
+    conn: &ConnectionManager,
+    keys: &Keys,
+    invoice: &Invoice,
+) -> anyhow::Result<()> {
+    let entry = PaymentEntry {
+        event: WebhookEvent {
+            kind: "payment".to_owned(),
+            uuid: invoice.uuid.clone().unwrap_or_default(),
+            order_id: invoice.order_id.clone().unwrap_or_default(),
+            status: invoice
+                .status
+                .clone()
+                .or(invoice.payment_status.clone())
+                .unwrap_or_default(),
+            amount: invoice.amount.clone(),
+            currency: invoice.currency.clone(),
+            payment_amount: invoice.payment_amount.clone(),
+            payment_amount_usd: invoice.payment_amount_usd.clone(),
+            merchant_amount: invoice.merchant_amount.clone(),
+            payer_currency: invoice.payer_currency.clone(),
+            is_final: invoice.is_final,
+            txid: invoice.txid.clone(),
+            additional_data: invoice.additional_data.clone(),
+        },
+        source: Some("reconciler".to_owned()),
+        raw: serde_json::to_string(invoice).ok(),
+    };
+    let mut conn = conn.clone();
+    let _: String = redis::cmd("XADD")
+        .arg(keys.payments_stream(SINGLE_PARTITION))
+        .arg("*")
+        .arg(PAYLOAD_FIELD)
+        .arg(serde_json::to_string(&entry)?)
+        .query_async(&mut conn)
+        .await?;
+    Ok(())
 }

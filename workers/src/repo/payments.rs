@@ -253,3 +253,31 @@ pub async fn open_older_than(
         .await?;
     Ok(rows.iter().map(payment).collect())
 }
+
+/// An invoice and every event received for it, oldest first, for the admin API.
+pub async fn with_events(
+    db: &impl GenericClient,
+    order_id: &str,
+) -> Result<Option<(Payment, Vec<serde_json::Value>)>, RepoError> {
+    let Some(row) = db
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1"),
+            &[&order_id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let events = db
+        .query(
+            "SELECT json_build_object('status', status, 'source', source, 'outcome', outcome,
+                    'reason', reason, 'received_at', received_at, 'payload', payload)
+             FROM payment_events WHERE order_id = $1 ORDER BY id",
+            &[&order_id],
+        )
+        .await?;
+    Ok(Some((
+        payment(&row),
+        events.iter().map(|r| r.get(0)).collect(),
+    )))
+}

@@ -65,6 +65,7 @@ pub struct TopUp {
     pub client: Option<HeleketClient>,
     pub settings: PaymentSettings,
     pub limiter: UserLimiter,
+    pub metrics: crate::metrics::Metrics,
 }
 
 fn send(text: String, keyboard: Option<Keyboard>) -> OutboundAction {
@@ -106,6 +107,7 @@ impl TopUp {
             .await
             .map_err(transient)?
         {
+            self.metrics.rate_limited(LimitClass::Expensive.label());
             return Ok(vec![send(texts::too_many_invoices(lang), None)]);
         }
         let order_id = order_id_for(user_id, event.update_id);

@@ -10,7 +10,12 @@ use std::time::Duration;
 
 /// `/topup AMOUNT` as `user`; returns the invoice's uuid at the simulator, once the user got
 /// the link.
-async fn top_up(sys: &TestSystem, update_id: i64, user: &sim::SimUser, amount: &str) -> String {
+pub(crate) async fn top_up(
+    sys: &TestSystem,
+    update_id: i64,
+    user: &sim::SimUser,
+    amount: &str,
+) -> String {
     let before = sys.sim.sends_to(user.id).len();
     sys.say(update_id, user, &format!("/topup {amount}")).await;
     let sent = sys.wait_for_sends(user.id, before + 1).await;
@@ -53,7 +58,7 @@ fn notices(sys: &TestSystem, user_id: i64) -> Vec<String> {
         .collect()
 }
 
-async fn wait_for_notices(sys: &TestSystem, user_id: i64, n: usize) -> Vec<String> {
+pub(crate) async fn wait_for_notices(sys: &TestSystem, user_id: i64, n: usize) -> Vec<String> {
     sys.sim
         .wait_until(WAIT, |_| notices(sys, user_id).len() >= n)
         .await
