@@ -68,16 +68,8 @@ async fn the_admin_api_needs_the_token_and_answers_operators() {
     );
 
     // A poison entry lands in the dead letters; replaying it puts it back (and it dies again).
-    let mut conn = sys.redis().await;
     let stream = sys.keys.updates_stream(SINGLE_PARTITION);
-    let _: String = redis::cmd("XADD")
-        .arg(&stream)
-        .arg("*")
-        .arg("d")
-        .arg("garbage")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    sys.append_raw(&stream, "garbage").await;
     let deadline = tokio::time::Instant::now() + WAIT;
     let id = loop {
         let (_, body) = call(Method::GET, "/dead-letters/updates", Some(TOKEN)).await;

@@ -184,6 +184,19 @@ impl TestSystem {
         self.sim.sends_to(chat)
     }
 
+    /// Puts an entry on a stream directly, as a producer would; returns its id.
+    pub async fn append_raw(&self, stream: &str, payload: &str) -> String {
+        let mut conn = self.redis().await;
+        redis::cmd("XADD")
+            .arg(stream)
+            .arg("*")
+            .arg(shared::streams::PAYLOAD_FIELD)
+            .arg(payload)
+            .query_async(&mut conn)
+            .await
+            .unwrap()
+    }
+
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
         self.redis.connection().await.expect("redis connection")
     }

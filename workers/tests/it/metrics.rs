@@ -99,15 +99,11 @@ async fn metrics_of_worker_and_ingress_after_real_traffic() {
         "{}",
         text_of(&sent[3])
     );
-    let mut conn = sys.redis().await;
-    let _: String = redis::cmd("XADD")
-        .arg(sys.keys.updates_stream(SINGLE_PARTITION))
-        .arg("*")
-        .arg("d")
-        .arg("{\"not\": \"an event\"}")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    sys.append_raw(
+        &sys.keys.updates_stream(SINGLE_PARTITION),
+        "{\"not\": \"an event\"}",
+    )
+    .await;
 
     // The stream gauges are sampled every few seconds: wait until a sample shows the
     // dead letter and every group drained.

@@ -23,7 +23,6 @@ async fn a_duplicate_update_gets_one_reply() {
 #[tokio::test]
 async fn a_redelivered_outbound_message_is_not_sent_twice() {
     let sys = TestSystem::start().await;
-    let mut conn = sys.redis().await;
     let message = shared::outbound::OutboundMessage {
         dedupe_key: "test:once".into(),
         chat_id: 2002,
@@ -34,14 +33,8 @@ async fn a_redelivered_outbound_message_is_not_sent_twice() {
     };
     let payload = serde_json::to_string(&message).unwrap();
     for _ in 0..3 {
-        let _: String = redis::cmd("XADD")
-            .arg(sys.keys.outbound_stream(SINGLE_PARTITION))
-            .arg("*")
-            .arg("d")
-            .arg(&payload)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        sys.append_raw(&sys.keys.outbound_stream(SINGLE_PARTITION), &payload)
+            .await;
     }
     let sent = sys.wait_for_sends(2002, 1).await;
     tokio::time::sleep(Duration::from_millis(500)).await;

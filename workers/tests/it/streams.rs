@@ -30,14 +30,7 @@ async fn a_poison_entry_goes_to_the_dead_letter_stream_and_blocks_nothing() {
     let sys = TestSystem::start().await;
     let mut conn = sys.redis().await;
     let stream = sys.keys.updates_stream(SINGLE_PARTITION);
-    let _: String = redis::cmd("XADD")
-        .arg(&stream)
-        .arg("*")
-        .arg("d")
-        .arg("{\"not\": \"an event\"}")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    sys.append_raw(&stream, "{\"not\": \"an event\"}").await;
     sys.say(1, &user(4001), "/help").await;
     sys.wait_for_sends(4001, 1).await;
     let dead_stream = sys.keys.dead_letter_stream(&stream);
