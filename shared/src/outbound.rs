@@ -44,3 +44,20 @@ pub struct OutboundMessage {
     #[serde(flatten)]
     pub action: OutboundAction,
 }
+
+/// What a Telegram transport (Bot API or MTProto) made of one outbound action. The sender's
+/// flood policy, dedupe and blocking act on this alone, whichever transport delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Delivered,
+    /// Telegram's flood control (Bot API 429, MTProto FLOOD_WAIT): wait exactly this long,
+    /// then retry.
+    RetryAfter(std::time::Duration),
+    /// The user blocked the bot or cannot be written to (Bot API 403, MTProto
+    /// USER_IS_BLOCKED and the like).
+    Forbidden(String),
+    /// A refusal that retrying cannot fix.
+    Rejected(String),
+    /// Timeouts, connection errors, server errors: worth retrying.
+    Unavailable(String),
+}

@@ -138,21 +138,18 @@ fn normalize_update(update: Update) -> Normalized {
         let Some(text) = message.text else {
             return ignored("message_without_text");
         };
-        let chat_id = message.chat.id;
-        let message_id = message.message_id;
-        let kind = match parse_command(&text, &message.entities) {
-            Some((name, args)) => EventKind::Command {
-                chat_id,
-                message_id,
-                name,
-                args,
-            },
-            None => EventKind::Text {
-                chat_id,
-                message_id,
-                text,
-            },
+        let command_entity = if message.entities.is_empty() {
+            CommandEntity::Unknown
+        } else if message
+            .entities
+            .iter()
+            .any(|e| e.kind == "bot_command" && e.offset == 0)
+        {
+            CommandEntity::AtStart
+        } else {
+            CommandEntity::Absent
         };
+        let kind = message_kind(message.chat.id, message.message_id, text, command_entity);
         return event(from, kind);
     }
     if let Some(query) = update.callback_query {
@@ -207,13 +204,49 @@ fn normalize_update(update: Update) -> Normalized {
     ignored(kind)
 }
 
-/// `/Start@PayBot ref_77` → `("start", "ref_77")`. A command is a `bot_command` entity at
-/// offset 0 or, when a client sent no entities, a leading `/`.
-fn parse_command(text: &str, entities: &[Entity]) -> Option<(String, String)> {
-    let by_entity = entities
-        .iter()
-        .any(|e| e.kind == "bot_command" && e.offset == 0);
-    if !(by_entity || (entities.is_empty() && text.starts_with('/'))) {
+/// What a message's entities say about a command at its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandEntity {
+    /// A `bot_command` entity at offset 0.
+    AtStart,
+    /// Entities were sent, none of them a command at offset 0.
+    Absent,
+    /// The client sent no entities at all; a leading `/` decides.
+    Unknown,
+}
+
+/// The event for a text message, shared by every transport so that a command reads the
+/// same whether it came by webhook or over MTProto.
+pub fn message_kind(
+    chat_id: i64,
+    message_id: i64,
+    text: String,
+    command_entity: CommandEntity,
+) -> EventKind {
+    match parse_command(&text, command_entity) {
+        Some((name, args)) => EventKind::Command {
+            chat_id,
+            message_id,
+            name,
+            args,
+        },
+        None => EventKind::Text {
+            chat_id,
+            message_id,
+            text,
+        },
+    }
+}
+
+/// `/Start@PayBot ref_77` → `("start", "ref_77")`.
+fn parse_command(text: &str, command_entity: CommandEntity) -> Option<(String, String)> {
+    let leading_slash = text.starts_with('/');
+    let is_command = match command_entity {
+        CommandEntity::AtStart => true,
+        CommandEntity::Absent => false,
+        CommandEntity::Unknown => leading_slash,
+    };
+    if !is_command {
         return None;
     }
     let rest = text.strip_prefix('/')?;

@@ -4,21 +4,8 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::config::BotApiSettings;
-use shared::outbound::{Button, Keyboard, OutboundAction};
+use shared::outbound::{Button, DeliveryOutcome, Keyboard, OutboundAction};
 use std::time::Duration;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApiOutcome {
-    Delivered,
-    /// 429: wait exactly this long, then retry.
-    RetryAfter(Duration),
-    /// 403: the user blocked the bot (or cannot be written to).
-    Forbidden(String),
-    /// 4xx other than 429/403: retrying cannot help.
-    Rejected(String),
-    /// 5xx, timeouts, connection errors: worth retrying.
-    Unavailable(String),
-}
 
 #[derive(Deserialize)]
 struct ApiReply {
@@ -53,7 +40,7 @@ impl BotApi {
         })
     }
 
-    pub async fn execute(&self, chat_id: i64, action: &OutboundAction) -> ApiOutcome {
+    pub async fn execute(&self, chat_id: i64, action: &OutboundAction) -> DeliveryOutcome {
         let (method, body) = render(chat_id, action);
         let response = match self
             .client
@@ -63,7 +50,7 @@ impl BotApi {
             .await
         {
             Ok(r) => r,
-            Err(e) => return ApiOutcome::Unavailable(e.without_url().to_string()),
+            Err(e) => return DeliveryOutcome::Unavailable(e.without_url().to_string()),
         };
         let status = response.status();
         let reply: Option<ApiReply> = response.json().await.ok();
@@ -71,25 +58,25 @@ impl BotApi {
     }
 }
 
-fn classify(method: &str, status: u16, reply: Option<ApiReply>) -> ApiOutcome {
+fn classify(method: &str, status: u16, reply: Option<ApiReply>) -> DeliveryOutcome {
     let description = reply
         .as_ref()
         .map(|r| r.description.clone())
         .unwrap_or_default();
     match status {
-        200..=299 if reply.as_ref().is_some_and(|r| r.ok) => ApiOutcome::Delivered,
+        200..=299 if reply.as_ref().is_some_and(|r| r.ok) => DeliveryOutcome::Delivered,
         429 => {
             let secs = reply
                 .and_then(|r| r.parameters)
                 .and_then(|p| p.retry_after)
                 .unwrap_or(1);
-            ApiOutcome::RetryAfter(Duration::from_secs(secs.max(1)))
+            DeliveryOutcome::RetryAfter(Duration::from_secs(secs.max(1)))
         }
-        403 => ApiOutcome::Forbidden(description),
+        403 => DeliveryOutcome::Forbidden(description),
         // Editing a message into what it already says is the state we wanted.
-        400 if description.contains("message is not modified") => ApiOutcome::Delivered,
-        400..=499 => ApiOutcome::Rejected(format!("{method}: {status} {description}")),
-        _ => ApiOutcome::Unavailable(format!("{method}: {status} {description}")),
+        400 if description.contains("message is not modified") => DeliveryOutcome::Delivered,
+        400..=499 => DeliveryOutcome::Rejected(format!("{method}: {status} {description}")),
+        _ => DeliveryOutcome::Unavailable(format!("{method}: {status} {description}")),
     }
 }
 
@@ -156,7 +143,7 @@ mod tests {
     fn classification() {
         assert_eq!(
             classify("sendMessage", 200, reply(json!({"ok": true, "result": {}}))),
-            ApiOutcome::Delivered
+            DeliveryOutcome::Delivered
         );
         assert_eq!(
             classify(
@@ -165,7 +152,7 @@ mod tests {
                 reply(json!({"ok": false, "error_code": 429,
                 "description": "Too Many Requests: retry after 9", "parameters": {"retry_after": 9}}))
             ),
-            ApiOutcome::RetryAfter(Duration::from_secs(9))
+            DeliveryOutcome::RetryAfter(Duration::from_secs(9))
         );
         assert!(matches!(
             classify(
@@ -175,7 +162,7 @@ mod tests {
                     json!({"ok": false, "description": "Forbidden: bot was blocked by the user"})
                 )
             ),
-            ApiOutcome::Forbidden(_)
+            DeliveryOutcome::Forbidden(_)
         ));
         assert_eq!(
             classify(
@@ -185,7 +172,7 @@ mod tests {
                     json!({"ok": false, "description": "Bad Request: message is not modified: x"})
                 )
             ),
-            ApiOutcome::Delivered
+            DeliveryOutcome::Delivered
         );
         assert!(matches!(
             classify(
@@ -193,11 +180,11 @@ mod tests {
                 400,
                 reply(json!({"ok": false, "description": "Bad Request: chat not found"}))
             ),
-            ApiOutcome::Rejected(_)
+            DeliveryOutcome::Rejected(_)
         ));
         assert!(matches!(
             classify("sendMessage", 502, None),
-            ApiOutcome::Unavailable(_)
+            DeliveryOutcome::Unavailable(_)
         ));
     }
 

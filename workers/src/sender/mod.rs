@@ -4,7 +4,7 @@
 
 mod botapi;
 
-pub use botapi::{render, ApiOutcome, BotApi};
+pub use botapi::{render, BotApi};
 
 use crate::db::PgPool;
 use crate::metrics::Metrics;
@@ -13,7 +13,7 @@ use crate::repo;
 use crate::stream::{Backoff, EntryContext, EntryHandler, Failure};
 use crate::updates::blocked_key;
 use redis::aio::ConnectionManager;
-use shared::outbound::{OutboundAction, OutboundMessage};
+use shared::outbound::{DeliveryOutcome, OutboundAction, OutboundMessage};
 use shared::streams::{partition_for_chat, Keys};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -127,7 +127,7 @@ impl SenderHandler {
         loop {
             self.wait_for_turn(message).await?;
             match self.api.execute(message.chat_id, &message.action).await {
-                ApiOutcome::Delivered => {
+                DeliveryOutcome::Delivered => {
                     self.metrics.telegram_send("ok");
                     let _: () = self
                         .redis(
@@ -140,7 +140,7 @@ impl SenderHandler {
                         .await?;
                     return Ok(());
                 }
-                ApiOutcome::RetryAfter(wait) => {
+                DeliveryOutcome::RetryAfter(wait) => {
                     self.metrics.telegram_send("429");
                     self.metrics.flood_wait("bot_api");
                     tracing::warn!(
@@ -157,13 +157,13 @@ impl SenderHandler {
                         )
                         .await?;
                 }
-                ApiOutcome::Forbidden(reason) => {
+                DeliveryOutcome::Forbidden(reason) => {
                     self.metrics.telegram_send("403");
                     tracing::info!(%reason, "User cannot be written to; marked as blocked.");
                     self.mark_blocked(message.chat_id).await?;
                     return Ok(());
                 }
-                ApiOutcome::Rejected(reason) => {
+                DeliveryOutcome::Rejected(reason) => {
                     self.metrics.telegram_send("error");
                     if let OutboundAction::AnswerCallback { .. } = message.action {
                         // Expired queries cannot be answered any more; nothing to keep.
@@ -172,7 +172,7 @@ impl SenderHandler {
                     }
                     return Err(Failure::Permanent(reason));
                 }
-                ApiOutcome::Unavailable(reason) => {
+                DeliveryOutcome::Unavailable(reason) => {
                     self.metrics.telegram_send("error");
                     failures += 1;
                     if failures >= ATTEMPTS_PER_DELIVERY {
