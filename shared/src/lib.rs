@@ -4,6 +4,7 @@
 pub mod callback;
 pub mod config;
 pub mod event;
+pub mod gcra;
 pub mod heleket;
 pub mod money;
 pub mod outbound;

@@ -53,6 +53,11 @@ impl Keys {
         format!("{source_stream}:dead")
     }
 
+    /// Set while a chat has blocked the bot; senders check it before writing to the chat.
+    pub fn blocked_chat(&self, chat_id: i64) -> String {
+        self.key(format_args!("blocked:{chat_id}"))
+    }
+
     /// Any other key: rate limits, caches, dedupe markers.
     pub fn key(&self, parts: std::fmt::Arguments<'_>) -> String {
         format!("{}:{}", self.namespace, parts)

@@ -8,13 +8,14 @@ use crate::health::{self, HealthState};
 use crate::metrics::Metrics;
 use crate::payments::{OutboxPublisher, PaymentsHandler, Reconciler};
 use crate::ratelimit::{Gcra, Rate, UserLimiter};
-use crate::sender::{BotApi, SenderHandler, CHAT_BURST};
+use crate::sender::PgBlockedRecorder;
 use crate::settings::{Role, Settings};
-use crate::stream::{Consumer, EntryHandler};
 use crate::updates::topup::TopUp;
 use crate::updates::{Conversation, UpdatesHandler};
 use anyhow::Context;
+use consumer::{Consumer, EntryHandler};
 use redis::aio::ConnectionManager;
+use sender::{BotApi, SenderHandler, CHAT_BURST};
 use shared::callback::CallbackSigner;
 use shared::redis_conn;
 use shared::streams::{Keys, PAYMENTS_GROUP, SENDER_GROUP, SINGLE_PARTITION, UPDATES_GROUP};
@@ -158,14 +159,14 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     if settings.roles.contains(&Role::Sender) {
         let bot = &settings.bot;
         let handler = SenderHandler {
-            api: BotApi::new(bot).context("Failed to build the Bot API client")?,
+            transport: BotApi::new(bot).context("Failed to build the Bot API client")?,
+            blocked: PgBlockedRecorder { pool: pool.clone() },
             conn: conn.clone(),
-            pool: pool.clone(),
             keys: keys.clone(),
             gcra: Gcra::default(),
             global_rate: Rate::per_second(bot.send_rate, bot.send_rate.ceil().max(1.0) as u32),
             chat_rate: Rate::per_second(bot.chat_send_rate, CHAT_BURST),
-            metrics: metrics.clone(),
+            metrics: metrics.sends.clone(),
             shutdown: stop.clone(),
         };
         let stream = keys.outbound_stream(SINGLE_PARTITION);
@@ -211,7 +212,7 @@ fn consumer<H: EntryHandler>(
         group,
         settings.consumer.clone(),
         Arc::new(handler),
-        metrics.clone(),
+        metrics.consumer.clone(),
     )))
 }
 

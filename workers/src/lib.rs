@@ -12,7 +12,6 @@ pub mod ratelimit;
 pub mod repo;
 pub mod sender;
 pub mod settings;
-pub mod stream;
 pub mod texts;
 pub mod updates;
 

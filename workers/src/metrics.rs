@@ -1,9 +1,11 @@
 //! The worker's Prometheus metrics. Labels are bounded: roles, outcomes, classes; never ids.
 
+use consumer::ConsumerMetrics;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
+use sender::SendMetrics;
 use shared::heleket::breaker::BreakerState;
 use shared::heleket::client::CallObserver;
 use std::time::Duration;
@@ -11,13 +13,9 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
-    entries: IntCounterVec,
-    processing: HistogramVec,
-    claimed: IntCounterVec,
-    dead_letters: IntCounterVec,
+    pub consumer: ConsumerMetrics,
+    pub sends: SendMetrics,
     rate_limited: IntCounterVec,
-    telegram_sends: IntCounterVec,
-    flood_waits: IntCounterVec,
     payment_events: IntCounterVec,
     credited: prometheus::Counter,
     credited_count: IntCounter,
@@ -40,35 +38,10 @@ impl Metrics {
                 .expect("metric registered once");
             c
         };
-        let entries = counter(
-            "stream_entries_processed_total",
-            "Stream entries handled, by role and outcome.",
-            &["role", "outcome"],
-        );
-        let claimed = counter(
-            "stream_entries_claimed_total",
-            "Entries taken over from an idle consumer.",
-            &["role"],
-        );
-        let dead_letters = counter(
-            "stream_dead_letters_total",
-            "Entries moved to a dead-letter stream.",
-            &["role"],
-        );
         let rate_limited = counter(
             "rate_limit_hits_total",
             "Actions refused by a per-user rate limit.",
             &["class"],
-        );
-        let telegram_sends = counter(
-            "telegram_sends_total",
-            "Bot API calls by result (ok, 429, 403, error).",
-            &["result"],
-        );
-        let flood_waits = counter(
-            "telegram_flood_waits_total",
-            "Times a sender waited for Telegram's retry_after.",
-            &["source"],
         );
         let payment_events = counter(
             "payment_events_total",
@@ -145,45 +118,23 @@ impl Metrics {
         registry
             .register(Box::new(heleket_calls.clone()))
             .expect("metric registered once");
-        let processing = HistogramVec::new(
-            HistogramOpts::new(
-                "stream_entry_processing_seconds",
-                "Time to handle one stream entry.",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-            ]),
-            &["role"],
-        )
-        .expect("valid histogram");
-        registry
-            .register(Box::new(processing.clone()))
-            .expect("metric registered once");
         // Series of bounded label sets exist from the start, at 0, so that rates and alerts
         // see them before the first event.
         for class in ["messages", "expensive"] {
             rate_limited.with_label_values(&[class]);
         }
-        for result in ["ok", "429", "403", "error", "skipped_blocked"] {
-            telegram_sends.with_label_values(&[result]);
-        }
-        flood_waits.with_label_values(&["bot_api"]);
-        for role in ["updates", "payments", "sender"] {
-            dead_letters.with_label_values(&[role]);
-            claimed.with_label_values(&[role]);
-        }
         for finding in ["status_changed", "never_created"] {
             reconciler.with_label_values(&[finding]);
         }
+        let consumer = ConsumerMetrics::register(&registry, &["updates", "payments", "sender"])
+            .expect("consumer metrics registered once");
+        let sends =
+            SendMetrics::register(&registry, "bot_api").expect("send metrics registered once");
         Self {
             registry,
-            entries,
-            processing,
-            claimed,
-            dead_letters,
+            consumer,
+            sends,
             rate_limited,
-            telegram_sends,
-            flood_waits,
             payment_events,
             credited,
             credited_count,
@@ -197,31 +148,8 @@ impl Metrics {
         }
     }
 
-    pub fn processed(&self, role: &str, outcome: &str, took: Duration) {
-        self.entries.with_label_values(&[role, outcome]).inc();
-        self.processing
-            .with_label_values(&[role])
-            .observe(took.as_secs_f64());
-    }
-
-    pub fn claimed(&self, role: &str, n: usize) {
-        self.claimed.with_label_values(&[role]).inc_by(n as u64);
-    }
-
-    pub fn dead_lettered(&self, role: &str) {
-        self.dead_letters.with_label_values(&[role]).inc();
-    }
-
     pub fn rate_limited(&self, class: &str) {
         self.rate_limited.with_label_values(&[class]).inc();
-    }
-
-    pub fn telegram_send(&self, result: &str) {
-        self.telegram_sends.with_label_values(&[result]).inc();
-    }
-
-    pub fn flood_wait(&self, source: &str) {
-        self.flood_waits.with_label_values(&[source]).inc();
     }
 
     /// `status` comes from Heleket: anything outside its documented set is counted as `other`.

@@ -6,8 +6,8 @@ use crate::db::PgPool;
 use crate::metrics::Metrics;
 use crate::ratelimit::{Decision, LimitClass, UserLimiter};
 use crate::repo;
-use crate::stream::Failure;
 use crate::texts::{self, Lang};
+use consumer::Failure;
 use redis::aio::ConnectionManager;
 use rust_decimal::Decimal;
 use shared::callback::CallbackSigner;
@@ -36,7 +36,7 @@ pub struct Conversation {
 
 /// The key `sender` checks before writing to a chat.
 pub fn blocked_key(keys: &Keys, chat_id: i64) -> String {
-    keys.key(format_args!("blocked:{chat_id}"))
+    keys.blocked_chat(chat_id)
 }
 
 pub fn balance_cache_key(keys: &Keys, user_id: i64) -> String {

@@ -9,7 +9,7 @@ pub mod topup;
 pub use callbacks::Callback;
 pub use conversation::{balance_cache_key, blocked_key, Conversation};
 
-use crate::stream::{EntryContext, EntryHandler, Failure};
+use consumer::{EntryContext, EntryHandler, Failure};
 use redis::aio::ConnectionManager;
 use shared::event::InboundEvent;
 use shared::outbound::{OutboundAction, OutboundMessage};

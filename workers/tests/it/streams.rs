@@ -152,7 +152,7 @@ async fn trimming_keeps_every_unacknowledged_entry() {
         "x",
     ))
     .unwrap();
-    let bound = workers::stream::trim_acknowledged(&mut managed, &stream)
+    let bound = consumer::trim_acknowledged(&mut managed, &stream)
         .await
         .unwrap()
         .unwrap();
@@ -166,7 +166,7 @@ async fn trimming_keeps_every_unacknowledged_entry() {
     // Once everything is acknowledged, only the last delivered entry is kept.
     xack(&mut conn, &stream, UPDATES_GROUP, &ids[3]).await;
     xack(&mut conn, &stream, "audit", &ids[5]).await;
-    let bound = workers::stream::trim_acknowledged(&mut managed, &stream)
+    let bound = consumer::trim_acknowledged(&mut managed, &stream)
         .await
         .unwrap()
         .unwrap();

@@ -1,18 +1,9 @@
-//! The `sender` role: delivers outbound messages through the Bot API within Telegram's
-//! limits, shared by every sender copy through Redis: a global and a per-chat GCRA, and a
-//! common "flood until" after any 429.
+//! The stream handler every sender copy runs, over any transport.
 
-mod botapi;
-
-pub use botapi::{render, BotApi};
-
-use crate::db::PgPool;
-use crate::metrics::Metrics;
-use crate::ratelimit::{Gcra, Rate};
-use crate::repo;
-use crate::stream::{Backoff, EntryContext, EntryHandler, Failure};
-use crate::updates::blocked_key;
+use crate::{BlockedRecorder, SendMetrics, Transport};
+use consumer::{Backoff, EntryContext, EntryHandler, Failure};
 use redis::aio::ConnectionManager;
+use shared::gcra::{Gcra, Rate};
 use shared::outbound::{DeliveryOutcome, OutboundAction, OutboundMessage};
 use shared::streams::{partition_for_chat, Keys};
 use std::time::Duration;
@@ -25,19 +16,19 @@ const ATTEMPTS_PER_DELIVERY: u32 = 3;
 /// Telegram tolerates short bursts to one chat.
 pub const CHAT_BURST: u32 = 3;
 
-pub struct SenderHandler {
-    pub api: BotApi,
+pub struct SenderHandler<T, B> {
+    pub transport: T,
+    pub blocked: B,
     pub conn: ConnectionManager,
-    pub pool: PgPool,
     pub keys: Keys,
     pub gcra: Gcra,
     pub global_rate: Rate,
     pub chat_rate: Rate,
-    pub metrics: Metrics,
+    pub metrics: SendMetrics,
     pub shutdown: CancellationToken,
 }
 
-impl SenderHandler {
+impl<T: Transport, B: BlockedRecorder> SenderHandler<T, B> {
     fn sent_key(&self, message: &OutboundMessage) -> String {
         let stream = self
             .keys
@@ -57,7 +48,7 @@ impl SenderHandler {
         }
     }
 
-    async fn redis<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Failure> {
+    async fn redis<V: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<V, Failure> {
         let mut conn = self.conn.clone();
         cmd.query_async(&mut conn)
             .await
@@ -115,20 +106,24 @@ impl SenderHandler {
         let writes_to_chat = !matches!(message.action, OutboundAction::AnswerCallback { .. });
         if writes_to_chat
             && self
-                .redis::<bool>(redis::cmd("EXISTS").arg(blocked_key(&self.keys, message.chat_id)))
+                .redis::<bool>(redis::cmd("EXISTS").arg(self.keys.blocked_chat(message.chat_id)))
                 .await?
         {
             tracing::info!("Chat blocked the bot; message dropped.");
-            self.metrics.telegram_send("skipped_blocked");
+            self.metrics.send("skipped_blocked");
             return Ok(());
         }
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         let mut failures = 0;
         loop {
             self.wait_for_turn(message).await?;
-            match self.api.execute(message.chat_id, &message.action).await {
+            match self
+                .transport
+                .execute(message.chat_id, &message.action)
+                .await
+            {
                 DeliveryOutcome::Delivered => {
-                    self.metrics.telegram_send("ok");
+                    self.metrics.send("ok");
                     let _: () = self
                         .redis(
                             redis::cmd("SET")
@@ -141,8 +136,8 @@ impl SenderHandler {
                     return Ok(());
                 }
                 DeliveryOutcome::RetryAfter(wait) => {
-                    self.metrics.telegram_send("429");
-                    self.metrics.flood_wait("bot_api");
+                    self.metrics.send("429");
+                    self.metrics.flood_wait(T::NAME);
                     tracing::warn!(
                         retry_after_s = wait.as_secs(),
                         "Telegram flood control; waiting."
@@ -158,13 +153,13 @@ impl SenderHandler {
                         .await?;
                 }
                 DeliveryOutcome::Forbidden(reason) => {
-                    self.metrics.telegram_send("403");
+                    self.metrics.send("403");
                     tracing::info!(%reason, "User cannot be written to; marked as blocked.");
                     self.mark_blocked(message.chat_id).await?;
                     return Ok(());
                 }
                 DeliveryOutcome::Rejected(reason) => {
-                    self.metrics.telegram_send("error");
+                    self.metrics.send("error");
                     if let OutboundAction::AnswerCallback { .. } = message.action {
                         // Expired queries cannot be answered any more; nothing to keep.
                         tracing::warn!(%reason, "Callback answer refused; dropped.");
@@ -173,12 +168,12 @@ impl SenderHandler {
                     return Err(Failure::Permanent(reason));
                 }
                 DeliveryOutcome::Unavailable(reason) => {
-                    self.metrics.telegram_send("error");
+                    self.metrics.send("error");
                     failures += 1;
                     if failures >= ATTEMPTS_PER_DELIVERY {
                         return Err(Failure::Transient(reason));
                     }
-                    tracing::warn!(%reason, attempt = failures, "Bot API unavailable; retrying.");
+                    tracing::warn!(%reason, attempt = failures, "Telegram unavailable; retrying.");
                     if !self.pause(backoff.next_delay()).await {
                         return Err(Failure::Transient(reason));
                     }
@@ -187,25 +182,22 @@ impl SenderHandler {
         }
     }
 
+    /// The Redis marker goes last: while it is missing, a redelivery records again.
     async fn mark_blocked(&self, chat_id: i64) -> Result<(), Failure> {
-        let db = self
-            .pool
-            .get()
+        self.blocked
+            .record_blocked(chat_id)
             .await
-            .map_err(|e| Failure::Transient(e.to_string()))?;
-        repo::users::set_blocked(&*db, chat_id, true)
-            .await
-            .map_err(|e| Failure::Transient(e.to_string()))?;
+            .map_err(Failure::Transient)?;
         self.redis(
             redis::cmd("SET")
-                .arg(blocked_key(&self.keys, chat_id))
+                .arg(self.keys.blocked_chat(chat_id))
                 .arg(1),
         )
         .await
     }
 }
 
-impl EntryHandler for SenderHandler {
+impl<T: Transport, B: BlockedRecorder> EntryHandler for SenderHandler<T, B> {
     type Item = OutboundMessage;
     const ROLE: &'static str = "sender";
 

@@ -40,7 +40,7 @@ impl BotApi {
         })
     }
 
-    pub async fn execute(&self, chat_id: i64, action: &OutboundAction) -> DeliveryOutcome {
+    async fn call(&self, chat_id: i64, action: &OutboundAction) -> DeliveryOutcome {
         let (method, body) = render(chat_id, action);
         let response = match self
             .client
@@ -55,6 +55,14 @@ impl BotApi {
         let status = response.status();
         let reply: Option<ApiReply> = response.json().await.ok();
         classify(method, status.as_u16(), reply)
+    }
+}
+
+impl crate::Transport for BotApi {
+    const NAME: &'static str = "bot_api";
+
+    async fn execute(&self, chat_id: i64, action: &OutboundAction) -> DeliveryOutcome {
+        self.call(chat_id, action).await
     }
 }
 

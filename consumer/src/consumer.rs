@@ -5,9 +5,7 @@
 //! fails `max_deliveries` times, or cannot be decoded, moves to the dead-letter stream with
 //! the reason; the stream is trimmed only below what every group acknowledged.
 
-use super::{trim_acknowledged, Backoff};
-use crate::metrics::Metrics;
-use crate::settings::ConsumerSettings;
+use crate::{trim_acknowledged, Backoff, ConsumerMetrics, ConsumerSettings};
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
 use shared::streams::PAYLOAD_FIELD;
@@ -91,7 +89,7 @@ pub struct Consumer<H: EntryHandler> {
     name: String,
     settings: ConsumerSettings,
     handler: Arc<H>,
-    metrics: Metrics,
+    metrics: ConsumerMetrics,
     next_claim: std::sync::Mutex<Instant>,
 }
 
@@ -111,7 +109,7 @@ impl<H: EntryHandler> Consumer<H> {
         group: &str,
         settings: ConsumerSettings,
         handler: Arc<H>,
-        metrics: Metrics,
+        metrics: ConsumerMetrics,
     ) -> Self {
         let name = format!(
             "{}-{}-{}",
