@@ -3,7 +3,7 @@
 use crate::payments::CreditPolicy;
 use rust_decimal::Decimal;
 use shared::config::{
-    socket_addr, BotApiSettings, ConfigError, Env, HeleketSettings, RedisSettings,
+    socket_addr, BotApiSettings, ConfigError, Env, HeleketSettings, RedisSettings, Transport,
 };
 use shared::secret::SecretString;
 use std::collections::HashSet;
@@ -176,7 +176,19 @@ pub struct Settings {
 impl Settings {
     /// `roles` comes from the command line (`--roles`); `None` means every role.
     pub fn from_env(env: &Env, roles: Option<&str>) -> Result<Self, ConfigError> {
-        let roles = parse_roles(roles)?;
+        let explicit_roles = roles.is_some();
+        let mut roles = parse_roles(roles)?;
+        // Over MTProto the gateway sends: a sender role here would race it to Telegram.
+        if Transport::from_env(env)? == Transport::MtProto && roles.contains(&Role::Sender) {
+            if explicit_roles {
+                return Err(ConfigError::Invalid {
+                    var: "--roles",
+                    reason: "the sender role is the gateway's with TELEGRAM_TRANSPORT=mtproto"
+                        .into(),
+                });
+            }
+            roles.remove(&Role::Sender);
+        }
         let heleket = match env.get("HELEKET_API_KEY") {
             Some(_) => Some(HeleketSettings::from_env(env)?),
             None => None,
@@ -248,6 +260,20 @@ mod tests {
         );
         assert!(parse_roles(Some("bogus")).is_err());
         assert!(parse_roles(Some("")).is_err());
+    }
+
+    #[test]
+    fn over_mtproto_the_sender_role_is_left_to_the_gateway() {
+        let env = Env::from_pairs([
+            ("DATABASE_URL", "postgres://x@localhost/db"),
+            ("TELEGRAM_BOT_TOKEN", "1:abc"),
+            ("TELEGRAM_TRANSPORT", "mtproto"),
+        ]);
+        let all = Settings::from_env(&env, None).unwrap();
+        assert!(!all.roles.contains(&Role::Sender));
+        assert_eq!(all.roles.len(), 3);
+        let err = Settings::from_env(&env, Some("updates,sender")).unwrap_err();
+        assert!(err.to_string().contains("gateway"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod admin;
 mod conversation;
+mod gateway;
 mod helpers;
 mod metrics;
 mod payments;
