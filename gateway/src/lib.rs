@@ -10,12 +10,15 @@ mod http;
 pub mod lease;
 mod metrics;
 mod relay;
+mod run;
 mod settings;
 mod source;
+mod telegram;
 
 pub use blocked::StreamBlockedRecorder;
 pub use gateway::{Connector, Gateway, GatewayConfig};
 pub use http::{serve, HttpState};
 pub use metrics::GatewayMetrics;
+pub use run::run;
 pub use settings::{GatewaySettings, MtprotoCredentials};
 pub use source::{Received, SourceError, UpdateSource};

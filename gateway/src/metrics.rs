@@ -36,7 +36,7 @@ impl GatewayMetrics {
         )?;
         let source_errors = counter(
             "gateway_update_errors_total",
-            "Problems receiving updates: gap (updates may be lost), connection, commit.",
+            "Problems receiving updates: gap (a fetch of missed updates failed), connection, commit, connection_reset and malformed (both repaired by fetching again).",
             &["kind"],
         )?;
         let sessions = counter(
@@ -59,7 +59,13 @@ impl GatewayMetrics {
         registry.register(Box::new(append_retries.clone()))?;
         registry.register(Box::new(lease_active.clone()))?;
         registry.register(Box::new(lease_acquired.clone()))?;
-        for kind in ["gap", "connection", "commit"] {
+        for kind in [
+            "gap",
+            "connection",
+            "commit",
+            "connection_reset",
+            "malformed",
+        ] {
             source_errors.with_label_values(&[kind]);
         }
         let consumer = ConsumerMetrics::register(&registry, &["sender"])?;

@@ -10,12 +10,9 @@ async fn main() -> ExitCode {
     shared::telemetry::init();
     match std::env::args().nth(1).as_deref() {
         None => {}
-        Some("mtproto") => {
-            eprintln!("ingress: the MTProto gateway is not part of this build");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Some("mtproto") => return run_gateway().await,
         Some(other) => {
-            eprintln!("ingress: unknown argument {other:?} (usage: ingress)");
+            eprintln!("ingress: unknown argument {other:?} (usage: ingress [mtproto])");
             return ExitCode::from(EXIT_USAGE);
         }
     }
@@ -31,6 +28,25 @@ async fn main() -> ExitCode {
         Err(e) => {
             tracing::error!(error.message = %e, error.cause_chain = ?e, "Ingress failed.");
             eprintln!("ingress: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `ingress mtproto`: the MTProto gateway, with the same exit codes.
+async fn run_gateway() -> ExitCode {
+    let settings = match gateway::GatewaySettings::from_env(&Env::from_process()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("ingress mtproto: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match gateway::run(settings, shared::shutdown::token_cancelled_on_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error.message = %e, error.cause_chain = ?e, "Gateway failed.");
+            eprintln!("ingress mtproto: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -2,6 +2,7 @@
 
 mod heleket;
 mod helpers;
+mod mtproto;
 mod outage;
 mod routes;
 mod shutdown;

@@ -19,10 +19,24 @@ use tracing::Instrument;
 /// How long an update id is remembered as done. Telegram retries a webhook for at most a day.
 const DONE_TTL_SECS: u64 = 3 * 24 * 3600;
 
+/// KEYS: done marker, outbound stream. ARGV: marker TTL (s), payload field, then one
+/// payload per reply.
+/// Returns 1 when published, 0 when the update was already done.
+const PUBLISH_ONCE: &str = r"
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  return 0
+end
+for i = 3, #ARGV do
+  redis.call('XADD', KEYS[2], '*', ARGV[2], ARGV[i])
+end
+return 1
+";
+
 pub struct UpdatesHandler {
     conversation: Conversation,
     conn: ConnectionManager,
     keys: Keys,
+    publish_once: redis::Script,
 }
 
 impl UpdatesHandler {
@@ -31,6 +45,7 @@ impl UpdatesHandler {
             conversation,
             conn,
             keys,
+            publish_once: redis::Script::new(PUBLISH_ONCE),
         }
     }
 
@@ -43,17 +58,23 @@ impl UpdatesHandler {
         )
     }
 
-    /// Appends the replies and marks the update done in one MULTI, so a crash leaves either
-    /// both or neither.
+    /// Marks the update done and appends its replies in one step, unless it was done
+    /// already: two workers handling copies of one update at the same moment both pass
+    /// `already_done`, and only the first to get here may publish. A crash leaves either
+    /// both the marker and the replies, or neither.
     async fn publish(
         &self,
         event: &InboundEvent,
         replies: Vec<OutboundAction>,
-    ) -> redis::RedisResult<()> {
+    ) -> redis::RedisResult<bool> {
         let chat_id = event.chat_id();
         let stream = self.keys.outbound_stream(partition_for_chat(chat_id));
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        let mut invocation = self.publish_once.prepare_invoke();
+        invocation
+            .key(self.done_key(event))
+            .key(&stream)
+            .arg(DONE_TTL_SECS)
+            .arg(PAYLOAD_FIELD);
         for (n, action) in replies.into_iter().enumerate() {
             let message = OutboundMessage {
                 dedupe_key: format!("u{}:{n}", event.update_id),
@@ -67,21 +88,11 @@ impl UpdatesHandler {
                     e.to_string(),
                 ))
             })?;
-            pipe.cmd("XADD")
-                .arg(&stream)
-                .arg("*")
-                .arg(PAYLOAD_FIELD)
-                .arg(payload)
-                .ignore();
+            invocation.arg(payload);
         }
-        pipe.cmd("SET")
-            .arg(self.done_key(event))
-            .arg(1)
-            .arg("EX")
-            .arg(DONE_TTL_SECS)
-            .ignore();
         let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await
+        let published: u8 = invocation.invoke_async(&mut conn).await?;
+        Ok(published == 1)
     }
 
     async fn already_done(&self, event: &InboundEvent) -> redis::RedisResult<bool> {
@@ -119,7 +130,10 @@ impl EntryHandler for UpdatesHandler {
                 return Ok(());
             }
             let replies = self.conversation.respond(&event).await?;
-            self.publish(&event, replies).await.map_err(transient)
+            if !self.publish(&event, replies).await.map_err(transient)? {
+                tracing::info!("Duplicate update answered by another worker meanwhile.");
+            }
+            Ok(())
         }
         .instrument(span)
         .await

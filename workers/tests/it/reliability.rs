@@ -20,6 +20,35 @@ async fn a_duplicate_update_gets_one_reply() {
     sys.finish().await;
 }
 
+/// Copies of one update read by different workers at the same moment: both pass the "done?"
+/// check, and only one may publish replies.
+#[tokio::test]
+async fn concurrent_copies_of_an_update_on_several_workers_get_one_reply() {
+    let mut sys = TestSystem::start().await;
+    sys.spawn_worker(&[]).await;
+    sys.spawn_worker(&[]).await;
+    let users: Vec<_> = (0..100).map(|i| user(2_100 + i)).collect();
+    for (i, u) in users.iter().enumerate() {
+        let update = sim::updates::message_text(1_000 + i as i64, u, "/help");
+        let (a, b) = tokio::join!(sys.post_update(&update), sys.post_update(&update));
+        assert_eq!((a, b), (StatusCode::OK, StatusCode::OK));
+    }
+    sys.sim
+        .wait_until(WAIT, |_| {
+            users.iter().all(|u| !sys.sim.sends_to(u.id).is_empty())
+        })
+        .await
+        .expect("every user answered");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let doubled: Vec<i64> = users
+        .iter()
+        .filter(|u| sys.sim.sends_to(u.id).len() > 1)
+        .map(|u| u.id)
+        .collect();
+    assert!(doubled.is_empty(), "answered twice: {doubled:?}");
+    sys.finish().await;
+}
+
 #[tokio::test]
 async fn a_redelivered_outbound_message_is_not_sent_twice() {
     let sys = TestSystem::start().await;
