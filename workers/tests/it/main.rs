@@ -10,6 +10,7 @@ mod payments;
 mod process;
 mod rate_limits;
 mod reliability;
+mod scaling;
 mod sending;
 mod shop;
 mod streams;
