@@ -49,6 +49,15 @@ pub enum Fault {
     UnblockChat {
         chat_id: i64,
     },
+    /// `429 Too Many Requests: retry after N` for a share (0.0–1.0) of matching calls, spread
+    /// evenly (every `1/share`-th call, deterministic), until cleared or replaced. A slow or
+    /// overloaded Telegram; `share` 0 removes it.
+    TooManyRequestsShare {
+        share: f64,
+        retry_after: u64,
+        #[serde(default)]
+        method: Option<String>,
+    },
     /// Fixed delay before every Bot API answer (not the control API).
     Latency {
         ms: u64,
@@ -118,6 +127,10 @@ pub struct Violations {
     pub global: u64,
     /// Per-chat violations by chat, only for chats that had any.
     pub by_chat: BTreeMap<i64, u64>,
+    /// Calls about a chat made while a `429` answered for that chat still had `retry_after`
+    /// to run: a client that does not wait as told. Counted for every method, not enforced.
+    #[serde(default)]
+    pub retry_after: u64,
     pub limits: RateLimits,
 }
 
@@ -136,9 +149,19 @@ struct Pending {
     method: Option<String>,
 }
 
+/// [`Fault::TooManyRequestsShare`]: `credit` grows by `share` per matching call and a call
+/// that brings it to 1 is refused, so refusals are evenly spread.
+struct Share {
+    share: f64,
+    retry_after: u64,
+    method: Option<String>,
+    credit: f64,
+}
+
 #[derive(Default)]
 pub(crate) struct Faults {
     pending: Vec<Pending>,
+    share: Option<Share>,
     blocked: HashSet<i64>,
     latency: Duration,
 }
@@ -176,6 +199,19 @@ impl Faults {
                 self.blocked.remove(&chat_id);
                 return;
             }
+            Fault::TooManyRequestsShare {
+                share,
+                retry_after,
+                method,
+            } => {
+                self.share = (share > 0.0 && share.is_finite()).then(|| Share {
+                    share: share.min(1.0),
+                    retry_after,
+                    method: method.map(|m| m.to_ascii_lowercase()),
+                    credit: 0.0,
+                });
+                return;
+            }
             Fault::Latency { ms } => {
                 self.latency = Duration::from_millis(ms);
                 return;
@@ -196,14 +232,17 @@ impl Faults {
         }
     }
 
-    /// Consumes one use of the oldest pending fault that matches this call.
+    /// Consumes one use of the oldest pending fault that matches this call; without one, the
+    /// share of refusals ([`Fault::TooManyRequestsShare`]) may pick this call.
     pub(crate) fn take(&mut self, method: &str, chat_id: Option<i64>) -> Option<Injected> {
-        let index = self.pending.iter().position(|p| {
+        let Some(index) = self.pending.iter().position(|p| {
             p.chat_id.is_none_or(|c| Some(c) == chat_id)
                 && p.method
                     .as_deref()
                     .is_none_or(|m| m.eq_ignore_ascii_case(method))
-        })?;
+        }) else {
+            return self.take_share(method);
+        };
         let pending = &mut self.pending[index];
         pending.remaining -= 1;
         let kind = pending.kind;
@@ -211,6 +250,25 @@ impl Faults {
             self.pending.remove(index);
         }
         Some(kind)
+    }
+
+    fn take_share(&mut self, method: &str) -> Option<Injected> {
+        let share = self.share.as_mut()?;
+        if share
+            .method
+            .as_deref()
+            .is_some_and(|m| !m.eq_ignore_ascii_case(method))
+        {
+            return None;
+        }
+        share.credit += share.share;
+        if share.credit < 1.0 {
+            return None;
+        }
+        share.credit -= 1.0;
+        Some(Injected::TooManyRequests {
+            retry_after: share.retry_after,
+        })
     }
 
     pub(crate) fn is_blocked(&self, chat_id: Option<i64>) -> bool {
@@ -252,6 +310,8 @@ pub(crate) struct Limiter {
     limits: RateLimits,
     global: Bucket,
     chats: HashMap<i64, Bucket>,
+    /// Until when each chat was told to wait by a `429`; pruned as windows pass.
+    flood_until: HashMap<i64, Instant>,
     violations: Violations,
 }
 
@@ -262,6 +322,7 @@ impl Limiter {
             limits,
             global: Bucket::full(limits.global_burst, Instant::now()),
             chats: HashMap::new(),
+            flood_until: HashMap::new(),
             violations: Violations {
                 limits,
                 ..Violations::default()
@@ -269,11 +330,38 @@ impl Limiter {
         }
     }
 
+    /// Every call about a chat passes here first: one inside the chat's `retry_after`
+    /// window is counted as a violation.
+    pub(crate) fn observe_call(&mut self, chat_id: Option<i64>, now: Instant) {
+        let Some(chat_id) = chat_id else { return };
+        match self.flood_until.get(&chat_id) {
+            Some(until) if now < *until => self.violations.retry_after += 1,
+            Some(_) => {
+                self.flood_until.remove(&chat_id);
+            }
+            None => {}
+        }
+    }
+
+    /// A `429` with `retry_after` was answered for a call about `chat_id`.
+    pub(crate) fn told_to_wait(&mut self, chat_id: Option<i64>, retry_after: u64, now: Instant) {
+        let Some(chat_id) = chat_id else { return };
+        let until = now + Duration::from_secs(retry_after);
+        let entry = self.flood_until.entry(chat_id).or_insert(until);
+        *entry = (*entry).max(until);
+        // Keeps the map bounded by the chats told to wait in the last few seconds.
+        if self.flood_until.len() > 100_000 {
+            self.flood_until.retain(|_, u| *u > now);
+        }
+    }
+
     /// Replaces the limits but keeps the counters, so a load generator can tighten limits
     /// mid-run and still read totals.
     pub(crate) fn set_limits(&mut self, limits: RateLimits) {
         let violations = std::mem::take(&mut self.violations);
+        let flood_until = std::mem::take(&mut self.flood_until);
         *self = Limiter::new(limits);
+        self.flood_until = flood_until;
         self.violations = Violations {
             limits: self.limits,
             ..violations
@@ -374,6 +462,38 @@ mod tests {
         }
         let v = limiter.violations();
         assert_eq!((v.sends, v.global, v.per_chat), (5, 3, 0));
+    }
+
+    #[test]
+    fn a_share_of_calls_is_refused_evenly() {
+        let mut faults = Faults::default();
+        faults.apply(Fault::TooManyRequestsShare {
+            share: 0.25,
+            retry_after: 2,
+            method: Some("sendMessage".into()),
+        });
+        let refused: Vec<bool> = (0..8)
+            .map(|_| faults.take("sendMessage", Some(1)).is_some())
+            .collect();
+        assert_eq!(
+            refused,
+            [false, false, false, true, false, false, false, true]
+        );
+        assert_eq!(faults.take("getMe", None), None, "other methods pass");
+        faults.apply(Fault::Clear);
+        assert!((0..8).all(|_| faults.take("sendMessage", Some(1)).is_none()));
+    }
+
+    #[test]
+    fn calls_inside_a_retry_after_window_are_counted() {
+        let mut limiter = Limiter::new(RateLimits::default());
+        let t0 = Instant::now();
+        limiter.told_to_wait(Some(5), 2, t0);
+        limiter.observe_call(Some(5), t0 + Duration::from_millis(1500));
+        limiter.observe_call(Some(6), t0 + Duration::from_millis(1500));
+        limiter.observe_call(None, t0 + Duration::from_millis(1500));
+        limiter.observe_call(Some(5), t0 + Duration::from_millis(2000));
+        assert_eq!(limiter.violations().retry_after, 1);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use faults::{Fault, RateLimits, Violations};
-pub use state::{RecordedCall, SimConfig};
+pub use state::{CallHook, RecordedCall, SimConfig};
 pub use updates::SimUser;
 
 /// The bot `getMe` describes when the token does not start with a numeric id, and the bot
@@ -133,8 +133,33 @@ impl TelegramSim {
             })
     }
 
+    /// Calls `hook` with every Bot API call as it is answered (after faults and limits, so
+    /// `status` is what the caller got) and the moment it was answered, in `seq` order. It
+    /// runs under the simulator's lock: keep it short (hand the call to a channel). A second
+    /// hook replaces the first; [`TelegramSim::reset`] keeps it.
+    pub fn on_call(
+        &self,
+        hook: impl Fn(&RecordedCall, std::time::Instant) + Send + Sync + 'static,
+    ) {
+        self.state.set_hook(Some(Arc::new(hook)));
+    }
+
+    pub fn clear_call_hook(&self) {
+        self.state.set_hook(None);
+    }
+
     pub fn apply_fault(&self, fault: Fault) {
         self.state.apply(fault);
+    }
+
+    /// A `share` (0.0–1.0) of all Bot API calls from now on get 429 with `retry_after`,
+    /// evenly spread; 0 ends it.
+    pub fn fail_share_with_429(&self, share: f64, retry_after_secs: u64) {
+        self.apply_fault(Fault::TooManyRequestsShare {
+            share,
+            retry_after: retry_after_secs,
+            method: None,
+        });
     }
 
     /// The next `times` calls (only those about `chat_id`, if given) get 429 with `retry_after`.

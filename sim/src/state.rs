@@ -2,7 +2,7 @@
 //! so the recording order is the order in which Telegram would have seen the calls.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +37,9 @@ pub struct SimConfig {
     pub limits: RateLimits,
     /// Oldest calls are forgotten beyond this, so a long load test does not grow without bound.
     pub max_recorded_calls: usize,
+    /// Messages kept per chat for later edits; older ones answer "message to edit not found".
+    /// A load test with many chats keeps memory flat with a small number.
+    pub kept_messages_per_chat: i64,
 }
 
 impl Default for SimConfig {
@@ -44,9 +47,14 @@ impl Default for SimConfig {
         SimConfig {
             limits: RateLimits::default(),
             max_recorded_calls: 200_000,
+            kept_messages_per_chat: 1000,
         }
     }
 }
+
+/// Sees every Bot API call as it is answered (see [`crate::TelegramSim::on_call`]), with the
+/// moment it was answered.
+pub type CallHook = Arc<dyn Fn(&RecordedCall, std::time::Instant) + Send + Sync>;
 
 pub(crate) enum Reply {
     Json { status: u16, body: Value },
@@ -82,16 +90,18 @@ struct Inner {
     faults: Faults,
     limiter: Limiter,
     world: World,
+    hook: Option<CallHook>,
 }
 
 impl Inner {
-    fn new(config: &SimConfig, next_seq: u64) -> Inner {
+    fn new(config: &SimConfig, next_seq: u64, hook: Option<CallHook>) -> Inner {
         Inner {
             next_seq,
             calls: VecDeque::new(),
             faults: Faults::default(),
             limiter: Limiter::new(config.limits),
-            world: World::default(),
+            world: World::new(config.kept_messages_per_chat),
+            hook,
         }
     }
 
@@ -100,9 +110,11 @@ impl Inner {
             return Reply::error(&ApiError::new(404, "Not Found: method not found"));
         };
         let chat_id = methods::chat_id(p);
+        self.limiter.observe_call(chat_id, now);
         match self.faults.take(method.name(), chat_id) {
             Some(Injected::TooManyRequests { retry_after }) => {
-                return Reply::error(&ApiError::too_many_requests(retry_after))
+                self.limiter.told_to_wait(chat_id, retry_after, now);
+                return Reply::error(&ApiError::too_many_requests(retry_after));
             }
             Some(Injected::ServerError) => {
                 return Reply::error(&ApiError::new(500, "Internal Server Error"))
@@ -119,6 +131,7 @@ impl Inner {
         let result = methods::parse(method, p).and_then(|action| {
             if let Action::Send { chat_id, .. } = action {
                 if let Some(retry_after) = self.limiter.check(chat_id, now) {
+                    self.limiter.told_to_wait(Some(chat_id), retry_after, now);
                     return Err(ApiError::too_many_requests(retry_after));
                 }
             }
@@ -134,7 +147,7 @@ impl Inner {
 impl State {
     pub(crate) fn new(config: SimConfig) -> State {
         State {
-            inner: Mutex::new(Inner::new(&config, 1)),
+            inner: Mutex::new(Inner::new(&config, 1, None)),
             changed: Notify::new(),
             epoch: Instant::now(),
             config,
@@ -167,7 +180,7 @@ impl State {
         };
         let seq = inner.next_seq;
         inner.next_seq += 1;
-        inner.calls.push_back(RecordedCall {
+        let call = RecordedCall {
             seq,
             token: token.to_owned(),
             method: method.map_or_else(|| method_name.to_owned(), |m| m.name().to_owned()),
@@ -175,7 +188,12 @@ impl State {
             chat_id,
             status: reply.status(),
             at_ms: u64::try_from(now.duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX),
-        });
+        };
+        // Under the lock, so a hook sees calls in `seq` order.
+        if let Some(hook) = &inner.hook {
+            hook(&call, now.into_std());
+        }
+        inner.calls.push_back(call);
         while inner.calls.len() > self.config.max_recorded_calls {
             inner.calls.pop_front();
         }
@@ -204,6 +222,10 @@ impl State {
         }
     }
 
+    pub(crate) fn set_hook(&self, hook: Option<CallHook>) {
+        self.lock().hook = hook;
+    }
+
     pub(crate) fn latency(&self) -> Duration {
         self.lock().faults.latency()
     }
@@ -217,7 +239,8 @@ impl State {
     pub(crate) fn reset(&self) {
         let mut inner = self.lock();
         let next_seq = inner.next_seq;
-        *inner = Inner::new(&self.config, next_seq);
+        let hook = inner.hook.take();
+        *inner = Inner::new(&self.config, next_seq, hook);
         drop(inner);
         tracing::info!("Simulator reset.");
     }

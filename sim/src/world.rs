@@ -9,7 +9,9 @@ use crate::methods::{query_invalid, Action, ApiError, Target};
 use crate::{BOT_FIRST_NAME, BOT_ID, BOT_USERNAME};
 
 /// Messages older than this many in one chat are forgotten (editing them answers "not
-/// found"), which bounds memory in long load tests; bots edit recent messages.
+/// found"), which bounds memory in long load tests; bots edit recent messages. The default of
+/// [`crate::SimConfig::kept_messages_per_chat`].
+#[cfg(test)]
 const KEPT_PER_CHAT: i64 = 1000;
 
 struct Stored {
@@ -33,14 +35,23 @@ struct Webhook {
 }
 
 /// What Telegram remembers between calls.
-#[derive(Default)]
 pub(crate) struct World {
+    kept_per_chat: i64,
     chats: HashMap<i64, ChatLog>,
     answered: HashSet<String>,
     webhooks: HashMap<String, Webhook>,
 }
 
 impl World {
+    pub(crate) fn new(kept_per_chat: i64) -> World {
+        World {
+            kept_per_chat: kept_per_chat.max(1),
+            chats: HashMap::new(),
+            answered: HashSet::new(),
+            webhooks: HashMap::new(),
+        }
+    }
+
     /// Returns the whole success body: a few methods add a `description` next to `result`.
     pub(crate) fn apply(
         &mut self,
@@ -75,7 +86,7 @@ impl World {
                 };
                 let message = message_json(token, chat_id, chat.last_id, &stored, None);
                 chat.messages.insert(chat.last_id, stored);
-                chat.messages.remove(&(chat.last_id - KEPT_PER_CHAT));
+                chat.messages.remove(&(chat.last_id - self.kept_per_chat));
                 Ok(ok(message))
             }
             Action::AnswerCallback { query_id } => {
@@ -236,7 +247,7 @@ mod tests {
 
     #[test]
     fn old_messages_are_forgotten() {
-        let mut world = World::default();
+        let mut world = World::new(KEPT_PER_CHAT);
         for _ in 0..=KEPT_PER_CHAT {
             send(&mut world, "x");
         }
@@ -251,7 +262,7 @@ mod tests {
     fn bot_id_comes_from_the_token() {
         assert_eq!(bot_id("123:abc"), 123);
         assert_eq!(bot_id("test-token"), BOT_ID);
-        let message = send(&mut World::default(), "x");
+        let message = send(&mut World::new(KEPT_PER_CHAT), "x");
         assert_eq!(message["result"]["from"]["id"], 1);
     }
 }

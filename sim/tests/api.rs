@@ -147,6 +147,56 @@ async fn injected_429_looks_like_telegram_flood_control() {
 }
 
 #[tokio::test]
+async fn a_share_of_calls_gets_429_and_early_retries_are_counted() {
+    let sim = start().await;
+    let (status, _) = control(
+        &sim,
+        reqwest::Method::POST,
+        "faults",
+        Some(json!({"fault": "too_many_requests_share", "share": 0.5, "retry_after": 30})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let statuses = [
+        send(&sim, CHAT, "a").await.0,
+        send(&sim, CHAT + 1, "b").await.0,
+        send(&sim, CHAT, "c").await.0,
+    ];
+    assert_eq!(statuses, [200, 429, 200], "every second call");
+    assert_eq!(
+        sim.violations().retry_after,
+        0,
+        "CHAT was not told to wait before its second send"
+    );
+    send(&sim, CHAT + 1, "d: too early").await;
+    assert_eq!(sim.violations().retry_after, 1);
+    sim.fail_share_with_429(0.0, 1);
+    assert_eq!(send(&sim, CHAT + 2, "e").await.0, 200);
+}
+
+#[tokio::test]
+async fn the_call_hook_sees_every_answered_call_in_order() {
+    let sim = start().await;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let before = Instant::now();
+    sim.on_call(move |call: &RecordedCall, at: Instant| {
+        sink.lock()
+            .unwrap()
+            .push((call.seq, call.chat_id, call.status, at));
+    });
+    sim.fail_with_429(1, 1, None);
+    send(&sim, CHAT, "refused").await;
+    send(&sim, CHAT + 1, "delivered").await;
+    let seen = seen.lock().unwrap().clone();
+    let summary: Vec<_> = seen.iter().map(|s| (s.0, s.1, s.2)).collect();
+    assert_eq!(summary, [(1, Some(CHAT), 429), (2, Some(CHAT + 1), 200)]);
+    assert!(seen.iter().all(|s| s.3 >= before && s.3 <= Instant::now()));
+    sim.clear_call_hook();
+    send(&sim, CHAT, "unseen").await;
+}
+
+#[tokio::test]
 async fn blocked_chat_gets_403_until_unblocked() {
     let sim = start().await;
     let (_, sent) = send(&sim, CHAT, "before").await;
