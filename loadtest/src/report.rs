@@ -218,12 +218,17 @@ impl Outcome<'_> {
                 None => println!("find-max: no step passed"),
             }
         }
+        if self.ramp.is_none() && !self.args.storm {
+            self.print_timeline();
+        }
         let c = &self.cpu;
+        let ours: f64 = c.by_process.iter().map(|p| p.1).sum();
         println!(
-            "CPU over {:.1} s ({} cores, machine busy {:.0} %): {}",
+            "CPU over {:.1} s ({} cores, machine busy {:.0} %, of which {:.0} % of a core outside the processes below): {}",
             c.secs,
             cores(),
             100.0 * c.machine_busy / (c.secs * cores() as f64).max(1e-9),
+            100.0 * (c.machine_busy - ours).max(0.0) / c.secs.max(1e-9),
             c.by_process
                 .iter()
                 .map(|(n, secs, rss)| format!(
@@ -241,6 +246,13 @@ impl Outcome<'_> {
         if !self.drained {
             println!("not every user finished its last action in time");
         }
+        if s.get(C::Skipped) > 0 {
+            println!(
+                "warning: {} arrivals found no idle user, so less than the offered rate was sent; \
+                 more --users keeps the rate through slow periods",
+                s.get(C::Skipped)
+            );
+        }
         let setup_ok = self.setup.errors() == 0;
         if !setup_ok {
             println!("setup had errors: {}", self.setup.to_json()["counters"]);
@@ -252,6 +264,36 @@ impl Outcome<'_> {
             && self.ramp.is_none_or(|r| r.best.is_some());
         println!("result: {}", if pass { "PASS" } else { "FAIL" });
         pass
+    }
+
+    /// Latency by when the action started, five seconds a line.
+    fn print_timeline(&self) {
+        let timeline = self.stats.timeline();
+        println!("over time (by when the action started):");
+        for chunk in timeline.chunks(5) {
+            let first = &chunk[0];
+            let actions: u64 = chunk
+                .iter()
+                .map(|t| t["actions"].as_u64().unwrap_or(0))
+                .sum();
+            let errors: u64 = chunk
+                .iter()
+                .map(|t| t["errors"].as_u64().unwrap_or(0))
+                .sum();
+            let worst = |k: &str| {
+                chunk
+                    .iter()
+                    .filter_map(|t| t["latency_ms"][k].as_f64())
+                    .fold(0.0, f64::max)
+            };
+            println!(
+                "  {:>3}s+ {:>6.0} actions/s  p50 ≤ {:>8.2} ms  p99 ≤ {:>8.2} ms  errors {errors}",
+                first["second"],
+                actions as f64 / chunk.len() as f64,
+                worst("p50"),
+                worst("p99"),
+            );
+        }
     }
 
     pub fn to_json(&self, pass: bool) -> Value {
@@ -276,6 +318,7 @@ impl Outcome<'_> {
             "until_drained_secs": self.load_secs,
             "drained": self.drained,
             "measured": self.stats.to_json(),
+            "timeline": self.stats.timeline(),
             "setup": self.setup.to_json()["counters"],
             "telegram_sim": {
                 "calls_by_status": self.sims.counters.statuses(),

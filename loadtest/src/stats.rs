@@ -164,7 +164,8 @@ impl Stats {
         self.counters[Self::idx(c)].load(Ordering::Relaxed)
     }
 
-    /// Everything that makes a run fail, summed.
+    /// Everything that makes a run incorrect, summed. Skipped arrivals are not among them:
+    /// they say the generator could not offer the rate (they fail a ramp step instead).
     pub fn errors(&self) -> u64 {
         [
             C::WrongStatus,
@@ -172,7 +173,6 @@ impl Stats {
             C::Missing,
             C::Unexpected,
             C::WrongContent,
-            C::Skipped,
             C::WebhooksFailed,
         ]
         .iter()
@@ -248,6 +248,24 @@ impl Stats {
         let errors = h.epoch_errors.get(&epoch).copied().unwrap_or(0);
         let (started, done) = h.epoch_actions.get(&epoch).copied().unwrap_or_default();
         (window, errors, started - done)
+    }
+
+    /// Per epoch (a second of a steady or burst run): actions started, errors and latency
+    /// percentiles of the actions that started then. Shows a backlog building and draining.
+    pub fn timeline(&self) -> Vec<Value> {
+        let h = self.lock();
+        h.epoch_actions
+            .iter()
+            .map(|(epoch, (started, _))| {
+                let window = h.windows.get(epoch).cloned().unwrap_or_else(histogram);
+                json!({
+                    "second": epoch,
+                    "actions": started,
+                    "errors": h.epoch_errors.get(epoch).copied().unwrap_or(0),
+                    "latency_ms": percentiles(&window),
+                })
+            })
+            .collect()
     }
 
     /// p99 of everything so far, in ms.
