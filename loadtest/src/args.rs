@@ -21,7 +21,7 @@ usage: loadtest mixed|storm --ingress URL [flags]
     --mix SPEC                default start=5,balance=30,topup=10,buy=10,callback=35,junk=10
     --burst-factor F --burst-at S --burst-secs S   F times the rate for a window
     --think MS=1000           a user's pause between actions
-    --setup-rate R            /start of every user before the load (default: the rate, 200..2000)
+    --setup-rate R            /start of every user before the load (default: the (first) rate, 200..2000)
     --connections N=64        keep-alive connections to the ingress
     --seed N=1
   storm (loadtest storm): --invoices N=1000 invoices, asked for at --rate, then paid at once
@@ -31,7 +31,7 @@ usage: loadtest mixed|storm --ingress URL [flags]
     --telegram-retry-after S=1
   limits the simulator counts violations of: --chat-rate R=1 --send-rate R=1000000
   ramp: --find-max [--start-rate R=200] [--step-factor F=1.25] [--step-secs S=10]
-        [--max-rate R=20000] [--p99-bound-ms MS=50]
+        [--max-rate R=5000] [--p99-bound-ms MS=50]   (users are sized for --max-rate)
   checks and output:
     --reply-timeout S=30      an expected reply later than this is missing
     --retry-for S=60          how long a 5xx'd webhook is retried (as Telegram does)
@@ -165,7 +165,7 @@ pub fn parse(argv: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Ar
         start_rate: num("--start-rate", take("--start-rate"), 200.0)?,
         step_factor: num("--step-factor", take("--step-factor"), 1.25)?,
         step_secs: num("--step-secs", take("--step-secs"), 10.0)?,
-        max_rate: num("--max-rate", take("--max-rate"), 20_000.0)?,
+        max_rate: num("--max-rate", take("--max-rate"), 5_000.0)?,
         p99_bound_ms: num("--p99-bound-ms", take("--p99-bound-ms"), 50.0)?,
         reply_timeout: secs(num("--reply-timeout", take("--reply-timeout"), 30.0)?),
         retry_for: secs(num("--retry-for", take("--retry-for"), 60.0)?),

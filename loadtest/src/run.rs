@@ -125,9 +125,14 @@ async fn execute(args: &Args) -> anyhow::Result<bool> {
     let drain_limit = args.reply_timeout * 2 + args.retry_for + Duration::from_secs(5);
 
     // Setup, not measured: every user starts the bot (and gets the menu its buttons need).
+    let first_rate = if args.find_max {
+        args.start_rate
+    } else {
+        args.rate
+    };
     let setup_rate = args
         .setup_rate
-        .unwrap_or_else(|| args.rate.clamp(200.0, 2000.0));
+        .unwrap_or_else(|| first_rate.clamp(200.0, 2000.0));
     let setup = Shape::Steady {
         rate: setup_rate,
         secs: n as f64 / setup_rate + 1.0,
