@@ -137,6 +137,7 @@ impl Connector for FakeConnector {
 }
 
 struct RunningGateway {
+    metrics: GatewayMetrics,
     stop: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -173,10 +174,15 @@ async fn start_gateway(sys: &TestSystem, connector: FakeConnector) -> RunningGat
         redis: redis.clone(),
     };
     let conn = shared::redis_conn::connect(&redis).expect("redis");
-    let gateway = Gateway::new(config, connector, conn, GatewayMetrics::new());
+    let metrics = GatewayMetrics::new();
+    let gateway = Gateway::new(config, connector, conn, metrics.clone());
     let stop = CancellationToken::new();
     let task = tokio::spawn(gateway.run(stop.clone()));
-    RunningGateway { stop, task }
+    RunningGateway {
+        metrics,
+        stop,
+        task,
+    }
 }
 
 /// Workers as an MTProto deployment runs them: every role but the sender.
@@ -245,6 +251,15 @@ async fn updates_from_the_gateway_are_answered_through_its_transport_once_each()
         "nothing may go out by the Bot API"
     );
     assert_eq!(telegram.state().committed, users.len());
+    let metrics = gateway.metrics.render();
+    for line in [
+        "gateway_lease_active 1",
+        "gateway_updates_total{kind=\"command\"} 10",
+        "telegram_sends_total{result=\"ok\"} 10",
+        "stream_entries_processed_total{outcome=\"ok\",role=\"sender\"} 10",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
     gateway.stop().await;
     sys.finish().await;
 }
