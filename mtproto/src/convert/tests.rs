@@ -1,62 +1,7 @@
 use super::*;
+use crate::test_support::user;
 
 const ANA: i64 = 123;
-
-fn user(id: i64, first_name: &str, username: Option<&str>, lang: Option<&str>) -> tl::types::User {
-    tl::types::User {
-        is_self: false,
-        contact: false,
-        mutual_contact: false,
-        deleted: false,
-        bot: false,
-        bot_chat_history: false,
-        bot_nochats: false,
-        verified: false,
-        restricted: false,
-        min: false,
-        bot_inline_geo: false,
-        support: false,
-        scam: false,
-        apply_min_photo: false,
-        fake: false,
-        bot_attach_menu: false,
-        premium: false,
-        attach_menu_enabled: false,
-        bot_can_edit: false,
-        close_friend: false,
-        stories_hidden: false,
-        stories_unavailable: false,
-        contact_require_premium: false,
-        bot_business: false,
-        bot_has_main_app: false,
-        bot_forum_view: false,
-        bot_forum_can_manage_topics: false,
-        bot_can_manage_bots: false,
-        bot_guestchat: false,
-        bot_guard: false,
-        id,
-        access_hash: Some(99),
-        first_name: Some(first_name.into()),
-        last_name: None,
-        username: username.map(Into::into),
-        phone: None,
-        photo: None,
-        status: None,
-        bot_info_version: None,
-        restriction_reason: None,
-        bot_inline_placeholder: None,
-        lang_code: lang.map(Into::into),
-        emoji_status: None,
-        usernames: None,
-        stories_max_id: None,
-        color: None,
-        profile_color: None,
-        bot_active_users: None,
-        bot_verification_icon: None,
-        send_paid_messages_stars: None,
-        linked_community_id: None,
-    }
-}
 
 fn users() -> HashMap<i64, tl::types::User> {
     HashMap::from([(ANA, user(ANA, "Ana", Some("ana"), Some("pt")))])

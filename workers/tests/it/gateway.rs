@@ -226,16 +226,21 @@ fn sends(actions: &[OutboundAction]) -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn updates_from_the_gateway_are_answered_through_its_transport_once_each() {
-    let sys = system().await;
-    let users: Vec<i64> = (0..10).map(|i| 7_100 + i).collect();
+/// `n` users from `first_user` on, each sending `/balance` once (update ids 1..=n).
+fn balance_asked_by(n: i64, first_user: i64) -> (Vec<i64>, FakeConnector) {
+    let users: Vec<i64> = (0..n).map(|i| first_user + i).collect();
     let updates = users
         .iter()
         .enumerate()
         .map(|(i, u)| command(1 + i as i64, *u, "balance"))
         .collect();
-    let telegram = FakeConnector::with_updates(updates);
+    (users, FakeConnector::with_updates(updates))
+}
+
+#[tokio::test]
+async fn updates_from_the_gateway_are_answered_through_its_transport_once_each() {
+    let sys = system().await;
+    let (users, telegram) = balance_asked_by(10, 7_100);
     let gateway = start_gateway(&sys, telegram.clone()).await;
 
     wait_for("a reply to every user", || {
@@ -267,13 +272,7 @@ async fn updates_from_the_gateway_are_answered_through_its_transport_once_each()
 #[tokio::test]
 async fn a_crash_between_append_and_commit_replays_without_a_second_reply() {
     let sys = system().await;
-    let users: Vec<i64> = (0..6).map(|i| 7_200 + i).collect();
-    let updates = users
-        .iter()
-        .enumerate()
-        .map(|(i, u)| command(1 + i as i64, *u, "balance"))
-        .collect();
-    let telegram = FakeConnector::with_updates(updates);
+    let (users, telegram) = balance_asked_by(6, 7_200);
     // The fourth update is appended, then the gateway hangs saving position 4: the crash
     // point. Positions 0..3 are committed.
     telegram.state().hang_on_commit_of = Some(4);
