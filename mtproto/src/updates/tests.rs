@@ -1,7 +1,7 @@
 use super::*;
 use crate::client::Pool;
 use crate::sender::MtprotoSender;
-use crate::test_support::{closed_port, session_at, user};
+use crate::test_support::{closed_port, session_at, text_message, user};
 use grammers_client::tl;
 use grammers_session::storages::SqliteSession;
 use grammers_session::types::PeerId;
@@ -16,63 +16,12 @@ fn ana() -> tl::enums::User {
 }
 
 fn start_command(id: i32, pts: i32) -> tl::enums::Update {
+    let command = tl::types::MessageEntityBotCommand {
+        offset: 0,
+        length: 6,
+    };
     tl::types::UpdateNewMessage {
-        message: tl::types::Message {
-            out: false,
-            mentioned: false,
-            media_unread: false,
-            silent: false,
-            post: false,
-            from_scheduled: false,
-            legacy: false,
-            edit_hide: false,
-            pinned: false,
-            noforwards: false,
-            invert_media: false,
-            offline: false,
-            video_processing_pending: false,
-            paid_suggested_post_stars: false,
-            paid_suggested_post_ton: false,
-            id,
-            from_id: None,
-            from_boosts_applied: None,
-            from_rank: None,
-            peer_id: tl::types::PeerUser { user_id: ANA }.into(),
-            saved_peer_id: None,
-            fwd_from: None,
-            via_bot_id: None,
-            via_business_bot_id: None,
-            guestchat_via_from: None,
-            reply_to: None,
-            date: 1_700_000_000,
-            message: "/start".into(),
-            media: None,
-            reply_markup: None,
-            entities: Some(vec![tl::types::MessageEntityBotCommand {
-                offset: 0,
-                length: 6,
-            }
-            .into()]),
-            views: None,
-            forwards: None,
-            replies: None,
-            edit_date: None,
-            post_author: None,
-            grouped_id: None,
-            reactions: None,
-            restriction_reason: None,
-            ttl_period: None,
-            quick_reply_shortcut_id: None,
-            effect: None,
-            factcheck: None,
-            report_delivery_until_date: None,
-            paid_message_stars: None,
-            suggested_post: None,
-            schedule_repeat_period: None,
-            summary_from_language: None,
-            rich_message: None,
-        }
-        .into(),
+        message: text_message(ANA, id, "/start", Some(vec![command.into()])).into(),
         pts,
         pts_count: 1,
     }
