@@ -33,7 +33,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 paystream \
  && useradd --system --uid 10001 --gid paystream --no-create-home \
-        --home-dir /nonexistent --shell /usr/sbin/nologin paystream
+        --home-dir /nonexistent --shell /usr/sbin/nologin paystream \
+ && install -d -o 10001 -g 10001 -m 0700 /var/lib/paystream/session
+# /var/lib/paystream/session: the MTProto gateway's session (its auth key), owned by the
+# runtime user so that a fresh named volume mounted there inherits that ownership.
 COPY --from=build /out/ /usr/local/bin/
 USER 10001:10001
 # ingress: INGRESS_ADDR (0.0.0.0:8080); worker: WORKER_METRICS_ADDR (0.0.0.0:9090)

@@ -113,7 +113,7 @@ impl<H: EntryHandler> Consumer<H> {
     ) -> Self {
         let name = format!(
             "{}-{}-{}",
-            hostname(),
+            shared::telemetry::hostname(),
             std::process::id(),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
@@ -531,13 +531,4 @@ fn outcome_label(result: &Result<(), Failure>) -> &'static str {
         Err(Failure::Permanent(_)) => "permanent_failure",
         Err(Failure::Transient(_)) => "transient_failure",
     }
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "worker".to_owned())
 }

@@ -9,9 +9,9 @@ use crate::relay::{Relay, RelayEnd};
 use crate::source::UpdateSource;
 use consumer::{Backoff, Consumer, ConsumerSettings};
 use redis::aio::ConnectionManager;
-use sender::{SenderHandler, Transport};
+use sender::{SenderHandler, Transport, TurnScript};
 use shared::config::RedisSettings;
-use shared::gcra::{Gcra, Rate};
+use shared::gcra::Rate;
 use shared::redis_conn;
 use shared::streams::{Keys, SENDER_GROUP, SINGLE_PARTITION};
 use std::future::Future;
@@ -191,7 +191,7 @@ impl<C: Connector> Gateway<C> {
             },
             conn: self.conn.clone(),
             keys: self.keys.clone(),
-            gcra: Gcra::default(),
+            turn: TurnScript::default(),
             global_rate: self.config.global_rate,
             chat_rate: self.config.chat_rate,
             metrics: self.metrics.sends.clone(),

@@ -198,7 +198,7 @@ impl Lease {
             conn,
             settings: Arc::new(settings),
             scripts: Arc::new(Scripts::new()),
-            instance: format!("{}/{}", hostname(), std::process::id()),
+            instance: format!("{}/{}", shared::telemetry::hostname(), std::process::id()),
         })
     }
 
@@ -507,15 +507,6 @@ impl Renewer {
 /// errors in the command itself are not.
 fn retryable(e: &redis::RedisError) -> bool {
     !matches!(e.retry_method(), redis::RetryMethod::NoRetry)
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown-host".to_owned())
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! The stream handler every sender copy runs, over any transport.
 
+use crate::turn::{Turn, TurnKeys, TurnScript};
 use crate::{BlockedRecorder, SendMetrics, Transport};
 use consumer::{Backoff, EntryContext, EntryHandler, Failure};
 use redis::aio::ConnectionManager;
-use shared::gcra::{Gcra, Rate};
+use shared::gcra::Rate;
 use shared::outbound::{DeliveryOutcome, OutboundAction, OutboundMessage};
 use shared::streams::{partition_for_chat, Keys};
 use std::time::Duration;
@@ -18,10 +19,10 @@ pub const CHAT_BURST: u32 = 3;
 
 pub struct SenderHandler<T, B> {
     pub transport: T,
+    pub turn: TurnScript,
     pub blocked: B,
     pub conn: ConnectionManager,
     pub keys: Keys,
-    pub gcra: Gcra,
     pub global_rate: Rate,
     pub chat_rate: Rate,
     pub metrics: SendMetrics,
@@ -55,39 +56,45 @@ impl<T: Transport, B: BlockedRecorder> SenderHandler<T, B> {
             .map_err(|e| Failure::Transient(e.to_string()))
     }
 
-    /// Waits until Telegram's flood control and our own limits allow one more call.
-    async fn wait_for_turn(&self, message: &OutboundMessage) -> Result<(), Failure> {
-        let stopping = || Failure::Transient("shutting down".into());
+    /// Waits until the message may go: `Ok(Some(..))` when it must not be sent at all.
+    async fn wait_for_turn(
+        &self,
+        message: &OutboundMessage,
+        sent_key: &str,
+    ) -> Result<Option<Turn>, Failure> {
+        let blocked = self.keys.blocked_chat(message.chat_id);
+        let flood = self.flood_key();
+        let global_rate = self.keys.key(format_args!("tg:rate:global"));
+        let chat_rate = self
+            .keys
+            .key(format_args!("tg:rate:chat:{}", message.chat_id));
+        let keys = TurnKeys {
+            sent: sent_key,
+            blocked: &blocked,
+            flood: &flood,
+            global_rate: &global_rate,
+            chat_rate: &chat_rate,
+        };
+        let writes_to_chat = !matches!(message.action, OutboundAction::AnswerCallback { .. });
         loop {
-            let flood_ms: i64 = self.redis(redis::cmd("PTTL").arg(self.flood_key())).await?;
-            if flood_ms > 0 {
-                if !self.pause(Duration::from_millis(flood_ms as u64)).await {
-                    return Err(stopping());
-                }
-                continue;
-            }
-            // Answers to button presses are not messages: they are never held back.
-            if matches!(message.action, OutboundAction::AnswerCallback { .. }) {
-                return Ok(());
-            }
-            let global = self.keys.key(format_args!("tg:rate:global"));
-            let chat = self
-                .keys
-                .key(format_args!("tg:rate:chat:{}", message.chat_id));
             let mut conn = self.conn.clone();
-            let wait = self
-                .gcra
-                .acquire(
+            let turn = self
+                .turn
+                .take(
                     &mut conn,
-                    &[(&global, self.global_rate), (&chat, self.chat_rate)],
+                    &keys,
+                    writes_to_chat,
+                    self.global_rate,
+                    self.chat_rate,
                 )
                 .await
                 .map_err(|e| Failure::Transient(e.to_string()))?;
-            match wait {
-                None => return Ok(()),
-                Some(d) => {
+            match turn {
+                Turn::Go => return Ok(None),
+                Turn::AlreadySent | Turn::Blocked => return Ok(Some(turn)),
+                Turn::Wait(d) => {
                     if !self.pause(d).await {
-                        return Err(stopping());
+                        return Err(Failure::Transient("shutting down".into()));
                     }
                 }
             }
@@ -96,27 +103,21 @@ impl<T: Transport, B: BlockedRecorder> SenderHandler<T, B> {
 
     async fn deliver(&self, message: &OutboundMessage) -> Result<(), Failure> {
         let sent_key = self.sent_key(message);
-        if self
-            .redis::<bool>(redis::cmd("EXISTS").arg(&sent_key))
-            .await?
-        {
-            tracing::info!("Already sent; skipped.");
-            return Ok(());
-        }
-        let writes_to_chat = !matches!(message.action, OutboundAction::AnswerCallback { .. });
-        if writes_to_chat
-            && self
-                .redis::<bool>(redis::cmd("EXISTS").arg(self.keys.blocked_chat(message.chat_id)))
-                .await?
-        {
-            tracing::info!("Chat blocked the bot; message dropped.");
-            self.metrics.send("skipped_blocked");
-            return Ok(());
-        }
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         let mut failures = 0;
         loop {
-            self.wait_for_turn(message).await?;
+            match self.wait_for_turn(message, &sent_key).await? {
+                None => {}
+                Some(Turn::Blocked) => {
+                    tracing::info!("Chat blocked the bot; message dropped.");
+                    self.metrics.send("skipped_blocked");
+                    return Ok(());
+                }
+                Some(_) => {
+                    tracing::info!("Already sent; skipped.");
+                    return Ok(());
+                }
+            }
             match self
                 .transport
                 .execute(message.chat_id, &message.action)

@@ -7,10 +7,12 @@
 mod botapi;
 mod handler;
 mod metrics;
+mod turn;
 
 pub use botapi::{render, BotApi};
 pub use handler::{SenderHandler, CHAT_BURST};
 pub use metrics::SendMetrics;
+pub use turn::TurnScript;
 
 use shared::outbound::{DeliveryOutcome, OutboundAction};
 use std::future::Future;

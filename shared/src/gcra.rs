@@ -5,29 +5,40 @@
 use redis::aio::ConnectionManager;
 use std::time::Duration;
 
-/// Acquires one cell on every key, or on none. ARGV per key: emission interval and burst
-/// tolerance, in microseconds. Returns 0 when acquired, else microseconds until it would be.
-/// Redis's own clock is used so that every worker agrees on "now".
-const GCRA: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local wait = 0
-local tats = {}
-for i, key in ipairs(KEYS) do
-  local interval = tonumber(ARGV[2 * i - 1])
-  local tolerance = tonumber(ARGV[2 * i])
-  local tat = tonumber(redis.call('GET', key) or '0')
-  if tat < now then tat = now end
-  tats[i] = tat + interval
-  local w = tat - tolerance - now
-  if w > wait then wait = w end
+/// The GCRA step as a Lua function, for every script that takes a rate cell as one of its
+/// steps: `gcra(keys, args)` acquires one cell on every key, or on none. `args` holds, per
+/// key, the emission interval and the burst tolerance in microseconds. Returns 0 when
+/// acquired, else microseconds until it would be. Redis's own clock is used so that every
+/// process agrees on "now".
+#[macro_export]
+macro_rules! gcra_lua_function {
+    () => {
+        r"
+local function gcra(keys, args)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local wait = 0
+  local tats = {}
+  for i, key in ipairs(keys) do
+    local interval = tonumber(args[2 * i - 1])
+    local tolerance = tonumber(args[2 * i])
+    local tat = tonumber(redis.call('GET', key) or '0')
+    if tat < now then tat = now end
+    tats[i] = tat + interval
+    local w = tat - tolerance - now
+    if w > wait then wait = w end
+  end
+  if wait > 0 then return wait end
+  for i, key in ipairs(keys) do
+    redis.call('SET', key, tats[i], 'PX', math.ceil((tats[i] - now) / 1000) + 1)
+  end
+  return 0
 end
-if wait > 0 then return wait end
-for i, key in ipairs(KEYS) do
-  redis.call('SET', key, tats[i], 'PX', math.ceil((tats[i] - now) / 1000) + 1)
-end
-return 0
-";
+"
+    };
+}
+
+const GCRA: &str = concat!(gcra_lua_function!(), "return gcra(KEYS, ARGV)");
 
 /// Sets the warned marker unless present: true means "tell the user to slow down".
 const WARN_ONCE: &str = r"
@@ -56,7 +67,8 @@ impl Rate {
         }
     }
 
-    fn args(&self) -> [u64; 2] {
+    /// Emission interval and burst tolerance, in microseconds: the script's arguments.
+    pub fn args(&self) -> [u64; 2] {
         let interval = u64::try_from(self.interval.as_micros()).unwrap_or(u64::MAX);
         [interval, interval.saturating_mul(u64::from(self.burst - 1))]
     }

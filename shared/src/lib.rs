@@ -6,6 +6,7 @@ pub mod config;
 pub mod event;
 pub mod gcra;
 pub mod heleket;
+pub mod http_serve;
 pub mod money;
 pub mod outbound;
 pub mod redis_conn;

@@ -19,3 +19,15 @@ pub fn init_for_tests() {
         init();
     }
 }
+
+/// This machine's (or pod's) name, for consumer names and lease holders, so an operator
+/// can tell from Redis which process holds what.
+pub fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_owned())
+}

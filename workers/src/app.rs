@@ -7,7 +7,7 @@ use crate::gauges::{GaugeSampler, SAMPLE_INTERVAL};
 use crate::health::{self, HealthState};
 use crate::metrics::Metrics;
 use crate::payments::{OutboxPublisher, PaymentsHandler, Reconciler};
-use crate::ratelimit::{Gcra, Rate, UserLimiter};
+use crate::ratelimit::{Rate, UserLimiter};
 use crate::sender::PgBlockedRecorder;
 use crate::settings::{Role, Settings};
 use crate::updates::topup::TopUp;
@@ -15,7 +15,7 @@ use crate::updates::{Conversation, UpdatesHandler};
 use anyhow::Context;
 use consumer::{Consumer, EntryHandler};
 use redis::aio::ConnectionManager;
-use sender::{BotApi, SenderHandler, CHAT_BURST};
+use sender::{BotApi, SenderHandler, TurnScript, CHAT_BURST};
 use shared::callback::CallbackSigner;
 use shared::redis_conn;
 use shared::streams::{Keys, PAYMENTS_GROUP, SENDER_GROUP, SINGLE_PARTITION, UPDATES_GROUP};
@@ -163,7 +163,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
             blocked: PgBlockedRecorder { pool: pool.clone() },
             conn: conn.clone(),
             keys: keys.clone(),
-            gcra: Gcra::default(),
+            turn: TurnScript::default(),
             global_rate: Rate::per_second(bot.send_rate, bot.send_rate.ceil().max(1.0) as u32),
             chat_rate: Rate::per_second(bot.chat_send_rate, CHAT_BURST),
             metrics: metrics.sends.clone(),

@@ -6,7 +6,6 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use redis::aio::ConnectionManager;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -69,23 +68,5 @@ async fn route(state: HealthState, req: Request<Incoming>) -> Response<Full<Byte
 }
 
 pub async fn serve(listener: TcpListener, state: HealthState, token: CancellationToken) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = token.cancelled() => return,
-        };
-        let Ok((stream, _)) = accepted else {
-            continue;
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(state, req).await) }
-            });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    shared::http_serve::serve(listener, state, route, token).await;
 }

@@ -1,7 +1,7 @@
 use super::*;
 use crate::client::Pool;
 use crate::sender::MtprotoSender;
-use crate::test_support::{closed_port, session_at};
+use crate::test_support::{closed_port, session_at, text_message, user};
 use grammers_client::tl;
 use grammers_session::storages::SqliteSession;
 use grammers_session::types::PeerId;
@@ -12,120 +12,16 @@ const ANA: i64 = 123;
 const ANA_HASH: i64 = 99;
 
 fn ana() -> tl::enums::User {
-    tl::types::User {
-        is_self: false,
-        contact: false,
-        mutual_contact: false,
-        deleted: false,
-        bot: false,
-        bot_chat_history: false,
-        bot_nochats: false,
-        verified: false,
-        restricted: false,
-        min: false,
-        bot_inline_geo: false,
-        support: false,
-        scam: false,
-        apply_min_photo: false,
-        fake: false,
-        bot_attach_menu: false,
-        premium: false,
-        attach_menu_enabled: false,
-        bot_can_edit: false,
-        close_friend: false,
-        stories_hidden: false,
-        stories_unavailable: false,
-        contact_require_premium: false,
-        bot_business: false,
-        bot_has_main_app: false,
-        bot_forum_view: false,
-        bot_forum_can_manage_topics: false,
-        bot_can_manage_bots: false,
-        bot_guestchat: false,
-        bot_guard: false,
-        id: ANA,
-        access_hash: Some(ANA_HASH),
-        first_name: Some("Ana".into()),
-        last_name: None,
-        username: None,
-        phone: None,
-        photo: None,
-        status: None,
-        bot_info_version: None,
-        restriction_reason: None,
-        bot_inline_placeholder: None,
-        lang_code: Some("pt".into()),
-        emoji_status: None,
-        usernames: None,
-        stories_max_id: None,
-        color: None,
-        profile_color: None,
-        bot_active_users: None,
-        bot_verification_icon: None,
-        send_paid_messages_stars: None,
-        linked_community_id: None,
-    }
-    .into()
+    user(ANA, "Ana", None, Some("pt")).into()
 }
 
 fn start_command(id: i32, pts: i32) -> tl::enums::Update {
+    let command = tl::types::MessageEntityBotCommand {
+        offset: 0,
+        length: 6,
+    };
     tl::types::UpdateNewMessage {
-        message: tl::types::Message {
-            out: false,
-            mentioned: false,
-            media_unread: false,
-            silent: false,
-            post: false,
-            from_scheduled: false,
-            legacy: false,
-            edit_hide: false,
-            pinned: false,
-            noforwards: false,
-            invert_media: false,
-            offline: false,
-            video_processing_pending: false,
-            paid_suggested_post_stars: false,
-            paid_suggested_post_ton: false,
-            id,
-            from_id: None,
-            from_boosts_applied: None,
-            from_rank: None,
-            peer_id: tl::types::PeerUser { user_id: ANA }.into(),
-            saved_peer_id: None,
-            fwd_from: None,
-            via_bot_id: None,
-            via_business_bot_id: None,
-            guestchat_via_from: None,
-            reply_to: None,
-            date: 1_700_000_000,
-            message: "/start".into(),
-            media: None,
-            reply_markup: None,
-            entities: Some(vec![tl::types::MessageEntityBotCommand {
-                offset: 0,
-                length: 6,
-            }
-            .into()]),
-            views: None,
-            forwards: None,
-            replies: None,
-            edit_date: None,
-            post_author: None,
-            grouped_id: None,
-            reactions: None,
-            restriction_reason: None,
-            ttl_period: None,
-            quick_reply_shortcut_id: None,
-            effect: None,
-            factcheck: None,
-            report_delivery_until_date: None,
-            paid_message_stars: None,
-            suggested_post: None,
-            schedule_repeat_period: None,
-            summary_from_language: None,
-            rich_message: None,
-        }
-        .into(),
+        message: text_message(ANA, id, "/start", Some(vec![command.into()])).into(),
         pts,
         pts_count: 1,
     }

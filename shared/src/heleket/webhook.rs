@@ -1,7 +1,7 @@
 //! Heleket webhook verification (reference §5.3–§5.5). The signature travels inside the body
 //! as its top-level `sign` member and covers every other member, known or not.
 
-use super::sign::{php_json_encode, request_sign};
+use super::sign::{php_json_encode, sign_hex};
 use crate::secret::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -94,9 +94,7 @@ pub fn verify(raw_body: &[u8], api_key: &SecretString) -> Result<WebhookEvent, W
     let mut matched = Choice::from(0);
     let mut first_match = None;
     for (name, candidate) in CANDIDATES.iter().zip(&candidates) {
-        let this = request_sign(candidate, api_key)
-            .as_bytes()
-            .ct_eq(sign.as_bytes());
+        let this = sign_hex(candidate, api_key).ct_eq(sign.as_bytes());
         if first_match.is_none() && bool::from(this) {
             first_match = Some(*name);
         }
@@ -109,7 +107,7 @@ pub fn verify(raw_body: &[u8], api_key: &SecretString) -> Result<WebhookEvent, W
     let Value::Object(fields) = unsigned else {
         unreachable!("built as an object above")
     };
-    event_from(&fields)
+    event_from(fields)
 }
 
 fn malformed(reason: impl Into<String>) -> WebhookError {
@@ -230,7 +228,9 @@ fn key_is_sign(key: &[u8]) -> bool {
     serde_json::from_slice::<String>(key).is_ok_and(|k| k == "sign")
 }
 
-fn event_from(fields: &Map<String, Value>) -> Result<WebhookEvent, WebhookError> {
+/// Moves the typed members out of the verified object (nothing is copied).
+fn event_from(mut fields: Map<String, Value>) -> Result<WebhookEvent, WebhookError> {
+    let fields = &mut fields;
     Ok(WebhookEvent {
         kind: required(fields, "type")?,
         uuid: required(fields, "uuid")?,
@@ -252,17 +252,17 @@ fn event_from(fields: &Map<String, Value>) -> Result<WebhookEvent, WebhookError>
     })
 }
 
-fn required(fields: &Map<String, Value>, key: &str) -> Result<String, WebhookError> {
+fn required(fields: &mut Map<String, Value>, key: &str) -> Result<String, WebhookError> {
     text(fields, key)?.ok_or_else(|| malformed(format!("{key} is missing")))
 }
 
 /// A string member; a number is taken as its wire text (amounts are strings, but a number must
 /// not be rounded through a float); absent or `null` is `None`.
-fn text(fields: &Map<String, Value>, key: &str) -> Result<Option<String>, WebhookError> {
-    match fields.get(key) {
+fn text(fields: &mut Map<String, Value>, key: &str) -> Result<Option<String>, WebhookError> {
+    match fields.remove(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::Number(n)) => Ok(Some(n.as_str().to_owned())),
         Some(_) => Err(malformed(format!("{key} is not a string"))),
     }
 }
@@ -270,7 +270,7 @@ fn text(fields: &Map<String, Value>, key: &str) -> Result<Option<String>, Webhoo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::heleket::sign::signed_webhook_body;
+    use crate::heleket::sign::{request_sign, signed_webhook_body};
     use testkit::heleket as v;
 
     fn key() -> SecretString {

@@ -137,6 +137,7 @@ impl Connector for FakeConnector {
 }
 
 struct RunningGateway {
+    metrics: GatewayMetrics,
     stop: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -173,10 +174,15 @@ async fn start_gateway(sys: &TestSystem, connector: FakeConnector) -> RunningGat
         redis: redis.clone(),
     };
     let conn = shared::redis_conn::connect(&redis).expect("redis");
-    let gateway = Gateway::new(config, connector, conn, GatewayMetrics::new());
+    let metrics = GatewayMetrics::new();
+    let gateway = Gateway::new(config, connector, conn, metrics.clone());
     let stop = CancellationToken::new();
     let task = tokio::spawn(gateway.run(stop.clone()));
-    RunningGateway { stop, task }
+    RunningGateway {
+        metrics,
+        stop,
+        task,
+    }
 }
 
 /// Workers as an MTProto deployment runs them: every role but the sender.
@@ -220,16 +226,21 @@ fn sends(actions: &[OutboundAction]) -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn updates_from_the_gateway_are_answered_through_its_transport_once_each() {
-    let sys = system().await;
-    let users: Vec<i64> = (0..10).map(|i| 7_100 + i).collect();
+/// `n` users from `first_user` on, each sending `/balance` once (update ids 1..=n).
+fn balance_asked_by(n: i64, first_user: i64) -> (Vec<i64>, FakeConnector) {
+    let users: Vec<i64> = (0..n).map(|i| first_user + i).collect();
     let updates = users
         .iter()
         .enumerate()
         .map(|(i, u)| command(1 + i as i64, *u, "balance"))
         .collect();
-    let telegram = FakeConnector::with_updates(updates);
+    (users, FakeConnector::with_updates(updates))
+}
+
+#[tokio::test]
+async fn updates_from_the_gateway_are_answered_through_its_transport_once_each() {
+    let sys = system().await;
+    let (users, telegram) = balance_asked_by(10, 7_100);
     let gateway = start_gateway(&sys, telegram.clone()).await;
 
     wait_for("a reply to every user", || {
@@ -245,6 +256,15 @@ async fn updates_from_the_gateway_are_answered_through_its_transport_once_each()
         "nothing may go out by the Bot API"
     );
     assert_eq!(telegram.state().committed, users.len());
+    let metrics = gateway.metrics.render();
+    for line in [
+        "gateway_lease_active 1",
+        "gateway_updates_total{kind=\"command\"} 10",
+        "telegram_sends_total{result=\"ok\"} 10",
+        "stream_entries_processed_total{outcome=\"ok\",role=\"sender\"} 10",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
     gateway.stop().await;
     sys.finish().await;
 }
@@ -252,13 +272,7 @@ async fn updates_from_the_gateway_are_answered_through_its_transport_once_each()
 #[tokio::test]
 async fn a_crash_between_append_and_commit_replays_without_a_second_reply() {
     let sys = system().await;
-    let users: Vec<i64> = (0..6).map(|i| 7_200 + i).collect();
-    let updates = users
-        .iter()
-        .enumerate()
-        .map(|(i, u)| command(1 + i as i64, *u, "balance"))
-        .collect();
-    let telegram = FakeConnector::with_updates(updates);
+    let (users, telegram) = balance_asked_by(6, 7_200);
     // The fourth update is appended, then the gateway hangs saving position 4: the crash
     // point. Positions 0..3 are committed.
     telegram.state().hang_on_commit_of = Some(4);
