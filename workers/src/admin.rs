@@ -6,7 +6,7 @@
 //! - `GET  /admin/dead-letters/{updates|payments|outbound}`: what failed, with the reason;
 //! - `POST /admin/dead-letters/{stream}/{entry id}/replay`: put it back on its stream.
 
-use crate::db::PgPool;
+use crate::db::{Db, PgPool};
 use crate::repo;
 use hyper::StatusCode;
 use redis::aio::ConnectionManager;

@@ -12,7 +12,7 @@ pub use outbox::OutboxPublisher;
 pub use policy::CreditPolicy;
 pub use reconciler::{feed_invoice, PassReport, Reconciler};
 
-use crate::db::PgPool;
+use crate::db::{PgPool, PgTransaction};
 use crate::metrics::Metrics;
 use crate::repo;
 use crate::texts::{self, Lang};
@@ -240,7 +240,7 @@ impl PaymentsHandler {
     /// after it, and a notification per credit.
     async fn credit(
         &self,
-        tx: &tokio_postgres::Transaction<'_>,
+        tx: &PgTransaction<'_>,
         credits: &[PendingCredit],
     ) -> Result<Vec<Credited>, Failure> {
         if credits.is_empty() {

@@ -3,11 +3,11 @@
 
 use super::RepoError;
 use shared::outbound::OutboundMessage;
-use tokio_postgres::GenericClient;
+use crate::db::Db;
 
 /// Queues messages; one whose dedupe key was queued before is ignored.
 pub async fn enqueue(
-    db: &impl GenericClient,
+    db: &impl Db,
     messages: &[OutboundMessage],
 ) -> Result<(), RepoError> {
     let keys: Vec<&str> = messages.iter().map(|m| m.dedupe_key.as_str()).collect();
@@ -29,7 +29,7 @@ pub async fn enqueue(
 
 /// Unpublished messages, locked so concurrent publishers take different ones.
 pub async fn lock_unpublished(
-    db: &impl GenericClient,
+    db: &impl Db,
     limit: i64,
 ) -> Result<Vec<(i64, OutboundMessage)>, RepoError> {
     let rows = db
@@ -48,7 +48,7 @@ pub async fn lock_unpublished(
         .collect())
 }
 
-pub async fn mark_published(db: &impl GenericClient, ids: &[i64]) -> Result<(), RepoError> {
+pub async fn mark_published(db: &impl Db, ids: &[i64]) -> Result<(), RepoError> {
     db.execute(
         "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",
         &[&ids],

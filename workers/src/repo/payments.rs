@@ -3,7 +3,7 @@
 use super::RepoError;
 use rust_decimal::Decimal;
 use std::collections::{HashMap, HashSet};
-use tokio_postgres::GenericClient;
+use crate::db::Db;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +38,7 @@ const COLUMNS: &str = "order_id, user_id, invoice_uuid, amount, currency, status
 /// about. Idempotent: a redelivered request finds the row it wrote before.
 #[tracing::instrument(skip_all, fields(order_id))]
 pub async fn insert_pending(
-    db: &impl GenericClient,
+    db: &impl Db,
     order_id: &str,
     user_id: i64,
     amount: Decimal,
@@ -67,7 +67,7 @@ pub async fn insert_pending(
 /// Records what Heleket answered. A webhook may already have moved the status on, so only
 /// `pending` becomes `check`.
 pub async fn attach_invoice(
-    db: &impl GenericClient,
+    db: &impl Db,
     order_id: &str,
     invoice_uuid: Uuid,
     url: &str,
@@ -85,7 +85,7 @@ pub async fn attach_invoice(
 }
 
 /// Heleket refused the invoice, or never heard of it: final, nothing to pay.
-pub async fn mark_create_failed(db: &impl GenericClient, order_id: &str) -> Result<(), RepoError> {
+pub async fn mark_create_failed(db: &impl Db, order_id: &str) -> Result<(), RepoError> {
     db.execute(
         "UPDATE payments SET status = 'create_failed', updated_at = now()
          WHERE order_id = $1 AND status = 'pending'",
@@ -109,7 +109,7 @@ pub struct NewEvent<'a> {
 /// Records events with their outcomes, and returns the ones that were new: an event seen
 /// before (same invoice and status) is a replay and must change nothing.
 pub async fn record_events(
-    db: &impl GenericClient,
+    db: &impl Db,
     events: &[NewEvent<'_>],
 ) -> Result<HashSet<(Uuid, String)>, RepoError> {
     let uuids: Vec<Uuid> = events.iter().map(|e| e.invoice_uuid).collect();
@@ -139,7 +139,7 @@ pub async fn record_events(
 /// (in order_id order, so two batches never deadlock): events for one invoice apply one at
 /// a time.
 pub async fn lock_many(
-    db: &impl GenericClient,
+    db: &impl Db,
     order_ids: &[&str],
 ) -> Result<Vec<Payment>, RepoError> {
     let rows = db
@@ -163,7 +163,7 @@ pub struct StatusChange {
 }
 
 pub async fn set_statuses(
-    db: &impl GenericClient,
+    db: &impl Db,
     changes: &[StatusChange],
 ) -> Result<(), RepoError> {
     let orders: Vec<&str> = changes.iter().map(|c| c.order_id.as_str()).collect();
@@ -185,7 +185,7 @@ pub async fn set_statuses(
 
 /// Adds each user's credits to their balance (one row per user); returns the new balances.
 pub async fn add_to_balances(
-    db: &impl GenericClient,
+    db: &impl Db,
     credits: &[(i64, Decimal)],
 ) -> Result<HashMap<i64, Decimal>, RepoError> {
     let users: Vec<i64> = credits.iter().map(|c| c.0).collect();
@@ -214,7 +214,7 @@ pub struct TopupLine {
 }
 
 pub async fn insert_topup_lines(
-    db: &impl GenericClient,
+    db: &impl Db,
     lines: &[TopupLine],
 ) -> Result<(), RepoError> {
     let users: Vec<i64> = lines.iter().map(|l| l.user_id).collect();
@@ -235,7 +235,7 @@ pub async fn insert_topup_lines(
 
 /// Invoices still open after `min_age`, oldest first: what the reconciler asks Heleket about.
 pub async fn open_older_than(
-    db: &impl GenericClient,
+    db: &impl Db,
     min_age: std::time::Duration,
     limit: i64,
 ) -> Result<Vec<Payment>, RepoError> {
@@ -256,7 +256,7 @@ pub async fn open_older_than(
 
 /// An invoice and every event received for it, oldest first, for the admin API.
 pub async fn with_events(
-    db: &impl GenericClient,
+    db: &impl Db,
     order_id: &str,
 ) -> Result<Option<(Payment, Vec<serde_json::Value>)>, RepoError> {
     let Some(row) = db

@@ -2,7 +2,7 @@
 
 use super::RepoError;
 use rust_decimal::Decimal;
-use tokio_postgres::GenericClient;
+use crate::db::Db;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Product {
@@ -14,7 +14,7 @@ pub struct Product {
     pub stock: Option<i64>,
 }
 
-pub async fn list_products(db: &impl GenericClient) -> Result<Vec<Product>, RepoError> {
+pub async fn list_products(db: &impl Db) -> Result<Vec<Product>, RepoError> {
     let rows = db
         .query(
             "SELECT p.id, p.title, p.description, p.price,
@@ -63,7 +63,7 @@ pub enum Purchase {
 /// purchase again.
 #[tracing::instrument(skip_all, fields(user_id, product_id))]
 pub async fn buy(
-    db: &impl GenericClient,
+    db: &impl Db,
     request_key: &str,
     user_id: i64,
     product_id: i64,
@@ -151,7 +151,7 @@ pub async fn buy(
 }
 
 async fn previous_purchase(
-    db: &impl GenericClient,
+    db: &impl Db,
     request_key: &str,
     user_id: i64,
 ) -> Result<Option<Purchase>, RepoError> {

@@ -2,7 +2,7 @@
 
 use super::RepoError;
 use rust_decimal::Decimal;
-use tokio_postgres::GenericClient;
+use crate::db::Db;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -15,7 +15,7 @@ pub struct Stats {
     pub spent_today: Decimal,
 }
 
-pub async fn today(db: &impl GenericClient) -> Result<Stats, RepoError> {
+pub async fn today(db: &impl Db) -> Result<Stats, RepoError> {
     let row = db
         .query_one(
             "SELECT (SELECT count(*) FROM users),

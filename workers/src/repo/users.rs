@@ -1,12 +1,12 @@
 use super::RepoError;
 use rust_decimal::Decimal;
 use shared::event::TelegramUser;
-use tokio_postgres::GenericClient;
+use crate::db::Db;
 
 /// Registers the user, or refreshes their profile; starting the bot also means they can be
 /// written to again.
 #[tracing::instrument(skip_all, fields(user_id = user.id))]
-pub async fn upsert_started(db: &impl GenericClient, user: &TelegramUser) -> Result<(), RepoError> {
+pub async fn upsert_started(db: &impl Db, user: &TelegramUser) -> Result<(), RepoError> {
     db.execute(
         "INSERT INTO users (id, username, first_name, last_name, language_code)
          VALUES ($1, $2, $3, $4, $5)
@@ -33,7 +33,7 @@ pub async fn upsert_started(db: &impl GenericClient, user: &TelegramUser) -> Res
 /// user is that they blocked us.
 #[tracing::instrument(skip_all, fields(user_id))]
 pub async fn set_blocked(
-    db: &impl GenericClient,
+    db: &impl Db,
     user_id: i64,
     blocked: bool,
 ) -> Result<(), RepoError> {
@@ -50,7 +50,7 @@ pub async fn set_blocked(
 
 /// The balance; zero for a user who has none yet.
 #[tracing::instrument(skip_all, fields(user_id))]
-pub async fn balance(db: &impl GenericClient, user_id: i64) -> Result<Decimal, RepoError> {
+pub async fn balance(db: &impl Db, user_id: i64) -> Result<Decimal, RepoError> {
     let row = db
         .query_opt(
             "SELECT balance FROM balances WHERE user_id = $1",
@@ -72,7 +72,7 @@ pub struct LedgerLine {
 /// The latest balance changes, newest first.
 #[tracing::instrument(skip_all, fields(user_id))]
 pub async fn history(
-    db: &impl GenericClient,
+    db: &impl Db,
     user_id: i64,
     limit: i64,
 ) -> Result<Vec<LedgerLine>, RepoError> {

@@ -1,14 +1,19 @@
 //! The PostgreSQL pool and the schema migration.
 
+mod prepared;
+
+pub use prepared::{Db, PgConn, PgTransaction};
+
 use bb8_postgres::PostgresConnectionManager;
+use prepared::CachingManager;
 use shared::secret::SecretString;
 use std::str::FromStr;
 use std::time::Duration;
 use tokio_postgres::NoTls;
 
-pub type PgPool = bb8::Pool<PostgresConnectionManager<NoTls>>;
+pub type PgPool = bb8::Pool<CachingManager>;
 
-const SCHEMA: &str = include_str!("../../schema.sql");
+const SCHEMA: &str = include_str!("../../../schema.sql");
 /// Any constant both copies agree on: it serialises concurrent migrations.
 const MIGRATION_LOCK_KEY: i64 = 0x7061_7973_7472_6d31;
 
@@ -42,7 +47,7 @@ fn pg_config(url: &SecretString) -> Result<tokio_postgres::Config, DbError> {
 /// The pool is built without connecting, so a worker starts (not ready) while PostgreSQL is
 /// down and connects when it returns.
 pub fn pool(url: &SecretString, size: u32) -> Result<PgPool, DbError> {
-    let manager = PostgresConnectionManager::new(pg_config(url)?, NoTls);
+    let manager = CachingManager(PostgresConnectionManager::new(pg_config(url)?, NoTls));
     Ok(bb8::Pool::builder()
         .max_size(size)
         .connection_timeout(Duration::from_secs(5))
