@@ -109,20 +109,24 @@ async fn connection(target: Target, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Job>
     }
 }
 
+/// A keep-alive HTTP/1.1 connection to `authority`, its driver spawned.
+pub async fn open(authority: &str) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    let stream = TcpStream::connect(authority)
+        .await
+        .with_context(|| format!("connect {authority}"))?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
 async fn send(
     conn: &mut Option<SendRequest<Full<Bytes>>>,
     target: &Target,
     post: Post,
 ) -> anyhow::Result<u16> {
     if conn.as_ref().is_none_or(|c| c.is_closed()) {
-        let stream = TcpStream::connect(&target.authority)
-            .await
-            .with_context(|| format!("connect {}", target.authority))?;
-        stream.set_nodelay(true)?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
-        *conn = Some(sender);
+        *conn = Some(open(&target.authority).await?);
     }
     let Some(sender) = conn.as_mut() else {
         unreachable!("connected above")

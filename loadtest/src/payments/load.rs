@@ -6,15 +6,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::Request;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use super::{Target, ATTEMPTS};
 
@@ -121,14 +118,7 @@ pub(super) async fn post(
     body: Bytes,
 ) -> anyhow::Result<u16> {
     if conn.is_none() {
-        let stream = TcpStream::connect(&target.authority)
-            .await
-            .with_context(|| format!("connect {}", target.authority))?;
-        stream.set_nodelay(true)?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
-        *conn = Some(sender);
+        *conn = Some(crate::http::open(&target.authority).await?);
     }
     let Some(sender) = conn.as_mut() else {
         unreachable!("connected above")
