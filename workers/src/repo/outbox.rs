@@ -2,14 +2,11 @@
 //! announce, published to the outbound stream after commit.
 
 use super::RepoError;
-use shared::outbound::OutboundMessage;
 use crate::db::Db;
+use shared::outbound::OutboundMessage;
 
 /// Queues messages; one whose dedupe key was queued before is ignored.
-pub async fn enqueue(
-    db: &impl Db,
-    messages: &[OutboundMessage],
-) -> Result<(), RepoError> {
+pub async fn enqueue(db: &impl Db, messages: &[OutboundMessage]) -> Result<(), RepoError> {
     let keys: Vec<&str> = messages.iter().map(|m| m.dedupe_key.as_str()).collect();
     let chats: Vec<i64> = messages.iter().map(|m| m.chat_id).collect();
     let json = messages

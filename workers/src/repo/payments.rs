@@ -1,9 +1,9 @@
 //! Invoices, their events, and crediting a top-up.
 
 use super::RepoError;
+use crate::db::Db;
 use rust_decimal::Decimal;
 use std::collections::{HashMap, HashSet};
-use crate::db::Db;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,10 +138,7 @@ pub async fn record_events(
 /// The invoices of a batch with their users' languages, locked until the transaction ends
 /// (in order_id order, so two batches never deadlock): events for one invoice apply one at
 /// a time.
-pub async fn lock_many(
-    db: &impl Db,
-    order_ids: &[&str],
-) -> Result<Vec<Payment>, RepoError> {
+pub async fn lock_many(db: &impl Db, order_ids: &[&str]) -> Result<Vec<Payment>, RepoError> {
     let rows = db
         .query(
             "SELECT p.order_id, p.user_id, p.invoice_uuid, p.amount, p.currency, p.status, p.url,
@@ -162,10 +159,7 @@ pub struct StatusChange {
     pub credited: Option<Decimal>,
 }
 
-pub async fn set_statuses(
-    db: &impl Db,
-    changes: &[StatusChange],
-) -> Result<(), RepoError> {
+pub async fn set_statuses(db: &impl Db, changes: &[StatusChange]) -> Result<(), RepoError> {
     let orders: Vec<&str> = changes.iter().map(|c| c.order_id.as_str()).collect();
     let statuses: Vec<&str> = changes.iter().map(|c| c.status.as_str()).collect();
     let uuids: Vec<Uuid> = changes.iter().map(|c| c.invoice_uuid).collect();
@@ -213,10 +207,7 @@ pub struct TopupLine {
     pub invoice_uuid: Uuid,
 }
 
-pub async fn insert_topup_lines(
-    db: &impl Db,
-    lines: &[TopupLine],
-) -> Result<(), RepoError> {
+pub async fn insert_topup_lines(db: &impl Db, lines: &[TopupLine]) -> Result<(), RepoError> {
     let users: Vec<i64> = lines.iter().map(|l| l.user_id).collect();
     let amounts: Vec<Decimal> = lines.iter().map(|l| l.amount).collect();
     let after: Vec<Decimal> = lines.iter().map(|l| l.balance_after).collect();

@@ -1,8 +1,8 @@
 //! The catalogue and purchases.
 
 use super::RepoError;
-use rust_decimal::Decimal;
 use crate::db::Db;
+use rust_decimal::Decimal;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Product {

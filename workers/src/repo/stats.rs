@@ -1,8 +1,8 @@
 //! Figures for the operators' `/stats`.
 
 use super::RepoError;
-use rust_decimal::Decimal;
 use crate::db::Db;
+use rust_decimal::Decimal;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {

@@ -1,7 +1,7 @@
 use super::RepoError;
+use crate::db::Db;
 use rust_decimal::Decimal;
 use shared::event::TelegramUser;
-use crate::db::Db;
 
 /// Registers the user, or refreshes their profile; starting the bot also means they can be
 /// written to again.
@@ -32,11 +32,7 @@ pub async fn upsert_started(db: &impl Db, user: &TelegramUser) -> Result<(), Rep
 /// Marks whether the user blocked the bot. Creates the row when the first thing we hear of a
 /// user is that they blocked us.
 #[tracing::instrument(skip_all, fields(user_id))]
-pub async fn set_blocked(
-    db: &impl Db,
-    user_id: i64,
-    blocked: bool,
-) -> Result<(), RepoError> {
+pub async fn set_blocked(db: &impl Db, user_id: i64, blocked: bool) -> Result<(), RepoError> {
     db.execute(
         "INSERT INTO users (id, blocked_at) VALUES ($1, CASE WHEN $2 THEN now() END)
          ON CONFLICT (id) DO UPDATE SET
@@ -71,11 +67,7 @@ pub struct LedgerLine {
 
 /// The latest balance changes, newest first.
 #[tracing::instrument(skip_all, fields(user_id))]
-pub async fn history(
-    db: &impl Db,
-    user_id: i64,
-    limit: i64,
-) -> Result<Vec<LedgerLine>, RepoError> {
+pub async fn history(db: &impl Db, user_id: i64, limit: i64) -> Result<Vec<LedgerLine>, RepoError> {
     let rows = db
         .query(
             "SELECT kind, amount, description,
